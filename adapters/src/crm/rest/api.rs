@@ -1,0 +1,47 @@
+//! The wire shapes of the CRM contact API (see the module documentation of
+//! [`crate::crm::rest`]).
+//!
+//! Contract: `ContactUpsert`'s `Debug` hides `fields`, which hold customer data.
+
+use serde::{Deserialize, Serialize};
+
+/// The body of `PUT /contacts/{external_id}`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactUpsert {
+    /// The contact's key in the source system; also the last path segment.
+    pub external_id: String,
+    /// Monotonic per source entity; the CRM keeps the highest.
+    pub version: i64,
+    /// Name of the source the record came from.
+    pub source: String,
+    /// The envelope the record travelled in; also the `Idempotency-Key`.
+    pub envelope_id: String,
+    /// The contact's fields as the CRM names them.
+    pub fields: serde_json::Value,
+}
+
+impl std::fmt::Debug for ContactUpsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field_count = self.fields.as_object().map_or(0, serde_json::Map::len);
+        f.debug_struct("ContactUpsert")
+            .field("external_id", &self.external_id)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .field("envelope_id", &self.envelope_id)
+            .field("fields", &format_args!("<{field_count} fields hidden>"))
+            .finish()
+    }
+}
+
+/// The CRM's acknowledgement of an upsert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmAck {
+    /// The CRM's own id of the contact.
+    pub id: String,
+    /// The external id the CRM stored.
+    pub external_id: String,
+    /// The version the CRM stored.
+    pub version: i64,
+    /// Whether the contact was created (`201`) rather than updated (`200`).
+    pub created: bool,
+}

@@ -1,0 +1,328 @@
+//! The REST CRM client: one upsert per call, with or without retries.
+//!
+//! Contract: see the module documentation of [`crate::crm::rest`]. The client is cheap to
+//! clone and safe to share between tasks; TLS uses rustls with the ring provider, installed
+//! process-wide on first construction unless another provider already was.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+
+use super::api::{ContactUpsert, CrmAck};
+use super::config::CrmRestConfig;
+use super::error::CrmError;
+
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// A client of the CRM contact API.
+#[derive(Clone)]
+pub struct CrmRestClient {
+    http: reqwest::Client,
+    base: String,
+    authorization: Option<HeaderValue>,
+    cfg: CrmRestConfig,
+}
+
+impl std::fmt::Debug for CrmRestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmRestClient")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct AckBody {
+    id: String,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl CrmRestClient {
+    /// Validates the config and builds the HTTP client.
+    pub fn new(cfg: CrmRestConfig) -> Result<Self, CrmError> {
+        cfg.validate()?;
+        // Installing fails harmlessly when a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout())
+            .connect_timeout(cfg.timeout())
+            .user_agent(concat!(
+                "integration-hub-crm-rest/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| CrmError::Client {
+                reason: error_chain(&e),
+            })?;
+        let authorization = match &cfg.token {
+            Some(token) => {
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        CrmError::Config {
+                            field: "token",
+                            reason: "cannot be put into a header".to_owned(),
+                        }
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(CrmRestClient {
+            http,
+            base: cfg.base_url.trim_end_matches('/').to_owned(),
+            authorization,
+            cfg,
+        })
+    }
+
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &CrmRestConfig {
+        &self.cfg
+    }
+
+    /// The URL of a contact.
+    pub fn contact_url(&self, external_id: &str) -> String {
+        format!(
+            "{}/contacts/{}",
+            self.base,
+            encode_path_segment(external_id)
+        )
+    }
+
+    /// One attempt to upsert a contact.
+    pub async fn upsert(&self, upsert: &ContactUpsert) -> Result<CrmAck, CrmError> {
+        let envelope_id = &upsert.envelope_id;
+        if matches!(upsert.external_id.as_str(), "" | "." | "..") {
+            return Err(CrmError::Request {
+                envelope_id: envelope_id.clone(),
+                reason: "external_id is empty or a dot segment".to_owned(),
+            });
+        }
+        let body = serde_json::to_vec(upsert).map_err(|e| CrmError::Request {
+            envelope_id: envelope_id.clone(),
+            reason: format!("cannot encode the body: {:?}", e.classify()),
+        })?;
+        let mut request = self
+            .http
+            .put(self.contact_url(&upsert.external_id))
+            .header(CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", envelope_id.as_str())
+            .body(body);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, envelope_id))?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, envelope_id))?;
+        if status.is_success() {
+            return parse_ack(status, &bytes, upsert);
+        }
+        let code = serde_json::from_slice::<ErrorBody>(&bytes)
+            .ok()
+            .and_then(|b| b.error)
+            .filter(|c| usable_code(c));
+        Err(CrmError::Status {
+            status: status.as_u16(),
+            code,
+            retry_after,
+            envelope_id: envelope_id.clone(),
+        })
+    }
+
+    /// Upserts a contact, retrying transient failures with jittered exponential backoff that
+    /// never undercuts a `Retry-After`. Returns the acknowledgement and the number of
+    /// attempts made; or, as [`CrmError::Attempts`] with that number, the first permanent
+    /// error or the last transient one once `max_attempts` attempts were made.
+    pub async fn upsert_with_retry(
+        &self,
+        upsert: &ContactUpsert,
+    ) -> Result<(CrmAck, u32), CrmError> {
+        let attempts = AtomicU32::new(0);
+        let counter = &attempts;
+        let result = (|| async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.upsert(upsert).await
+        })
+        .retry(self.backoff())
+        .sleep(tokio::time::sleep)
+        .when(CrmError::is_transient)
+        .adjust(|err, next| {
+            next.map(|delay| match err.retry_after() {
+                Some(asked) => delay.max(asked.min(MAX_RETRY_AFTER)),
+                None => delay,
+            })
+        })
+        .notify(|err, delay| {
+            tracing::warn!(
+                envelope_id = %upsert.envelope_id,
+                attempt = counter.load(Ordering::Relaxed),
+                max_attempts = self.cfg.max_attempts,
+                status = err.status(),
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                error = %err,
+                "crm upsert failed, retrying"
+            );
+        })
+        .await;
+        let made = attempts.load(Ordering::Relaxed);
+        match result {
+            Ok(ack) => Ok((ack, made)),
+            Err(err) => {
+                tracing::warn!(
+                    envelope_id = %upsert.envelope_id,
+                    attempts = made,
+                    transient = err.is_transient(),
+                    status = err.status(),
+                    error = %err,
+                    "crm upsert gave up"
+                );
+                Err(CrmError::Attempts {
+                    attempts: made,
+                    last: Box::new(err),
+                })
+            }
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        let retries =
+            usize::try_from(self.cfg.max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_factor(2.0)
+            .with_min_delay(self.cfg.initial_backoff())
+            .with_max_delay(self.cfg.max_backoff())
+            .with_max_times(retries)
+    }
+
+    fn transport_error(&self, e: reqwest::Error, envelope_id: &str) -> CrmError {
+        let envelope_id = envelope_id.to_owned();
+        if e.is_timeout() {
+            return CrmError::Timeout {
+                envelope_id,
+                timeout_ms: self.cfg.timeout_ms,
+            };
+        }
+        let e = e.without_url();
+        if e.is_builder() {
+            return CrmError::Request {
+                envelope_id,
+                reason: error_chain(&e),
+            };
+        }
+        if e.is_connect() {
+            return CrmError::Connect {
+                envelope_id,
+                reason: error_chain(&e),
+            };
+        }
+        CrmError::Transport {
+            envelope_id,
+            reason: error_chain(&e),
+        }
+    }
+}
+
+fn parse_ack(status: StatusCode, bytes: &[u8], upsert: &ContactUpsert) -> Result<CrmAck, CrmError> {
+    let bad = |reason: String| CrmError::BadResponse {
+        status: status.as_u16(),
+        envelope_id: upsert.envelope_id.clone(),
+        reason,
+    };
+    let body: AckBody = serde_json::from_slice(bytes).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => {
+                "not a contact ack (expected id, external_id, version)".to_owned()
+            }
+            other => format!(
+                "not json ({other:?} error at line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    })?;
+    if body.id.is_empty() {
+        return Err(bad("the contact id is empty".to_owned()));
+    }
+    Ok(CrmAck {
+        id: body.id,
+        external_id: body
+            .external_id
+            .unwrap_or_else(|| upsert.external_id.clone()),
+        version: body.version.unwrap_or(upsert.version),
+        created: status == StatusCode::CREATED,
+    })
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Error codes are short identifiers; anything else is not kept.
+fn usable_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Percent-encodes everything but the unreserved characters, so the value is one segment.
+pub fn encode_path_segment(segment: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0F)]));
+        }
+    }
+    out
+}
+
+/// An error and its sources, joined; reqwest's own text is short and the cause is below it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

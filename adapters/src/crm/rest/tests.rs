@@ -1,0 +1,485 @@
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use serde_json::json;
+
+use super::service::encode_path_segment;
+use super::*;
+
+/// What the scripted server answers, in order; once the script is empty it accepts.
+#[derive(Debug, Clone)]
+enum Reply {
+    Status(u16, &'static str),
+    RateLimit(u64),
+    Delay(Duration),
+    Body(u16, &'static str),
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    external_id: String,
+    authorization: Option<String>,
+    idempotency_key: Option<String>,
+    body: serde_json::Value,
+}
+
+#[derive(Clone, Default)]
+struct Script(Arc<Mutex<(VecDeque<Reply>, Vec<Seen>)>>);
+
+impl Script {
+    fn new(replies: impl IntoIterator<Item = Reply>) -> Self {
+        Script(Arc::new(Mutex::new((
+            replies.into_iter().collect(),
+            Vec::new(),
+        ))))
+    }
+    fn hits(&self) -> usize {
+        self.0.lock().unwrap().1.len()
+    }
+    fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().1.clone()
+    }
+}
+
+async fn put_contact(
+    State(script): State<Script>,
+    Path(external_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    let seen = Seen {
+        external_id: external_id.clone(),
+        authorization: header("authorization"),
+        idempotency_key: header("idempotency-key"),
+        body: serde_json::from_slice(&body).unwrap(),
+    };
+    let (reply, first_write) = {
+        let mut state = script.0.lock().unwrap();
+        let first = !state.1.iter().any(|s| s.external_id == external_id);
+        state.1.push(seen.clone());
+        (state.0.pop_front(), first)
+    };
+    match reply {
+        Some(Reply::Status(status, code)) => (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({ "error": code, "message": "phone +79991234567 is invalid" })),
+        )
+            .into_response(),
+        Some(Reply::RateLimit(secs)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            axum::Json(json!({ "error": "rate_limited", "message": "slow down" })),
+        )
+            .into_response(),
+        Some(Reply::Body(status, body)) => {
+            (StatusCode::from_u16(status).unwrap(), body).into_response()
+        }
+        other => {
+            if let Some(Reply::Delay(d)) = other {
+                tokio::time::sleep(d).await;
+            }
+            let status = if first_write {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                axum::Json(json!({
+                    "id": format!("crm-{}", external_id.len()),
+                    "external_id": external_id,
+                    "version": seen.body["version"],
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn start(script: Script) -> SocketAddr {
+    let app = Router::new()
+        .route("/api/contacts/{external_id}", put(put_contact))
+        .with_state(script);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn fast_config(addr: SocketAddr) -> CrmRestConfig {
+    CrmRestConfig {
+        initial_backoff_ms: 10,
+        max_backoff_ms: 40,
+        timeout_ms: 2_000,
+        ..CrmRestConfig::new(format!("http://{addr}/api/"))
+    }
+}
+
+fn upsert(external_id: &str, version: i64) -> ContactUpsert {
+    ContactUpsert {
+        external_id: external_id.to_owned(),
+        version,
+        source: "abs-files".to_owned(),
+        envelope_id: format!("env-{version}"),
+        fields: json!({ "last_name": "Иванов", "phone": "+79991234567" }),
+    }
+}
+
+#[tokio::test]
+async fn delivers_with_headers_and_encoded_path() {
+    let script = Script::new([]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        token: Some("s3cret-token".into()),
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let id = "C/10 01?ä";
+    assert_eq!(
+        client.contact_url(id),
+        format!("http://{addr}/api/contacts/C%2F10%2001%3F%C3%A4")
+    );
+    let ack = client.upsert(&upsert(id, 5)).await.unwrap();
+    assert_eq!(
+        ack,
+        CrmAck {
+            id: "crm-10".into(),
+            external_id: id.into(),
+            version: 5,
+            created: true
+        }
+    );
+    let ack = client.upsert(&upsert(id, 6)).await.unwrap();
+    assert!(!ack.created);
+
+    let seen = script.seen();
+    assert_eq!(seen[0].external_id, id);
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer s3cret-token")
+    );
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some("env-5"));
+    assert_eq!(
+        seen[0].body,
+        json!({
+            "external_id": id, "version": 5, "source": "abs-files", "envelope_id": "env-5",
+            "fields": { "last_name": "Иванов", "phone": "+79991234567" }
+        })
+    );
+}
+
+#[tokio::test]
+async fn no_authorization_header_without_token() {
+    let script = Script::new([]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    client.upsert(&upsert("A", 1)).await.unwrap();
+    assert_eq!(script.seen()[0].authorization, None);
+}
+
+#[tokio::test]
+async fn retries_503_then_429_honouring_retry_after() {
+    let script = Script::new([
+        Reply::Status(503, "unavailable"),
+        Reply::Status(503, "unavailable"),
+        Reply::Status(503, "unavailable"),
+        Reply::RateLimit(1),
+        Reply::RateLimit(1),
+    ]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let started = Instant::now();
+    let (ack, attempts) = client.upsert_with_retry(&upsert("A-1", 3)).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(attempts, 6);
+    assert_eq!(script.hits(), 6);
+    assert_eq!((ack.external_id.as_str(), ack.version), ("A-1", 3));
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "Retry-After honoured twice: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        script
+            .seen()
+            .iter()
+            .all(|s| s.idempotency_key.as_deref() == Some("env-3")),
+        "every attempt carries the same idempotency key"
+    );
+}
+
+#[tokio::test]
+async fn one_attempt_reports_rate_limit_as_transient_with_retry_after() {
+    let script = Script::new([Reply::RateLimit(7)]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let err = client.upsert(&upsert("A", 1)).await.unwrap_err();
+    assert!(err.is_transient());
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+    assert_eq!(err.code(), Some("rate_limited"));
+    assert_eq!(
+        err.to_string(),
+        "crm answered 429 (rate_limited) for envelope env-1: rate limited"
+    );
+}
+
+#[tokio::test]
+async fn unprocessable_is_returned_at_once() {
+    let script = Script::new([Reply::Status(422, "validation_failed")]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let err = client.upsert_with_retry(&upsert("A", 1)).await.unwrap_err();
+    assert_eq!(script.hits(), 1);
+    assert!(!err.is_transient());
+    assert_eq!(err.status(), Some(422));
+    let text = err.to_string();
+    assert_eq!(
+        text,
+        "crm answered 422 (validation_failed) for envelope env-1 (after 1 attempt)"
+    );
+    assert_eq!(err.attempts(), Some(1));
+    assert_eq!(err.code(), Some("validation_failed"));
+    assert!(
+        !text.contains("7999"),
+        "the CRM's message may echo values and is dropped"
+    );
+}
+
+#[tokio::test]
+async fn permanent_statuses_are_not_retried() {
+    for (status, transient) in [
+        (400, false),
+        (401, false),
+        (403, false),
+        (404, false),
+        (409, false),
+        (500, true),
+        (502, true),
+        (504, true),
+    ] {
+        let script = Script::new([Reply::Status(status, "x")]);
+        let addr = start(script.clone()).await;
+        let client = CrmRestClient::new(fast_config(addr)).unwrap();
+        let result = client.upsert_with_retry(&upsert("A", 1)).await;
+        if transient {
+            assert_eq!(result.unwrap().1, 2, "status {status}");
+        } else {
+            let err = result.unwrap_err();
+            assert_eq!((err.status(), err.is_transient()), (Some(status), false));
+            assert_eq!(err.is_auth(), matches!(status, 401 | 403));
+            assert_eq!(script.hits(), 1, "status {status}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts_with_the_last_error() {
+    let script = Script::new((0..10).map(|_| Reply::Status(503, "unavailable")));
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        max_attempts: 3,
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let err = client.upsert_with_retry(&upsert("A", 1)).await.unwrap_err();
+    assert_eq!(script.hits(), 3);
+    assert_eq!(err.attempts(), Some(3));
+    assert!(err.to_string().ends_with("(after 3 attempts)"), "{err}");
+    assert!(err.is_transient());
+    assert_eq!(err.status(), Some(503));
+}
+
+#[tokio::test]
+async fn timeout_is_transient_and_retried() {
+    let script = Script::new([Reply::Delay(Duration::from_secs(3))]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        timeout_ms: 300,
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let (ack, attempts) = client.upsert_with_retry(&upsert("T", 2)).await.unwrap();
+    assert_eq!(attempts, 2);
+    assert_eq!(ack.version, 2);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let script = Script::new([Reply::Delay(Duration::from_secs(3))]);
+    let addr = start(script).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        timeout_ms: 300,
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let err = client.upsert(&upsert("T", 2)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CrmError::Timeout {
+                timeout_ms: 300,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(err.status(), None);
+}
+
+#[tokio::test]
+async fn connection_refused_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = CrmRestClient::new(CrmRestConfig {
+        max_attempts: 2,
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let err = client.upsert_with_retry(&upsert("A", 1)).await.unwrap_err();
+    assert_eq!(err.attempts(), Some(2));
+    assert!(matches!(err.last(), CrmError::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(
+        !err.to_string().contains("/contacts/"),
+        "no url in messages: {err}"
+    );
+}
+
+#[tokio::test]
+async fn success_with_an_unusable_body_is_permanent() {
+    let script = Script::new([Reply::Body(200, "<html>proxy</html>")]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let err = client.upsert_with_retry(&upsert("A", 1)).await.unwrap_err();
+    assert!(
+        matches!(err.last(), CrmError::BadResponse { status: 200, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(script.hits(), 1);
+
+    let script = Script::new([Reply::Body(200, r#"{"id": 17}"#)]);
+    let addr = start(script).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let err = client.upsert(&upsert("A", 1)).await.unwrap_err();
+    assert!(err.to_string().contains("not a contact ack"), "{err}");
+}
+
+#[tokio::test]
+async fn dot_segments_are_refused_before_sending() {
+    let script = Script::new([]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    for id in ["", ".", ".."] {
+        let err = client.upsert(&upsert(id, 1)).await.unwrap_err();
+        assert!(matches!(err, CrmError::Request { .. }));
+    }
+    assert_eq!(script.hits(), 0);
+}
+
+#[test]
+fn config_defaults_validation_and_redaction() {
+    let cfg: CrmRestConfig =
+        serde_json::from_str(r#"{ "base_url": "https://crm.example/api", "token": "t0k" }"#)
+            .unwrap();
+    assert_eq!(
+        (
+            cfg.timeout_ms,
+            cfg.max_attempts,
+            cfg.initial_backoff_ms,
+            cfg.max_backoff_ms
+        ),
+        (10_000, 8, 200, 30_000)
+    );
+    assert_eq!(cfg.concurrency, 8);
+    cfg.validate().unwrap();
+    let debug = format!("{cfg:?}");
+    assert!(
+        !debug.contains("t0k") && debug.contains("<hidden>"),
+        "{debug}"
+    );
+
+    let err = serde_json::from_str::<CrmRestConfig>(r#"{ "base_url": "http://x", "retries": 1 }"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field"));
+
+    for (cfg, field) in [
+        (CrmRestConfig::new("crm.local"), "base_url"),
+        (CrmRestConfig::new("ftp://crm.local"), "base_url"),
+        (CrmRestConfig::new("http://crm.local/?a=1"), "base_url"),
+        (
+            CrmRestConfig {
+                token: Some("tok en".into()),
+                ..CrmRestConfig::new("http://h")
+            },
+            "token",
+        ),
+        (
+            CrmRestConfig {
+                max_attempts: 0,
+                ..CrmRestConfig::new("http://h")
+            },
+            "max_attempts",
+        ),
+        (
+            CrmRestConfig {
+                timeout_ms: 0,
+                ..CrmRestConfig::new("http://h")
+            },
+            "timeout_ms",
+        ),
+        (
+            CrmRestConfig {
+                concurrency: 0,
+                ..CrmRestConfig::new("http://h")
+            },
+            "concurrency",
+        ),
+        (
+            CrmRestConfig {
+                initial_backoff_ms: 10,
+                max_backoff_ms: 5,
+                ..CrmRestConfig::new("http://h")
+            },
+            "max_backoff_ms",
+        ),
+    ] {
+        let err = CrmRestClient::new(cfg).unwrap_err();
+        assert!(err.to_string().contains(&format!("field {field}")), "{err}");
+        assert!(!err.to_string().contains("tok en"));
+    }
+}
+
+#[test]
+fn https_client_builds_with_the_ring_provider() {
+    let client = CrmRestClient::new(CrmRestConfig::new("https://crm.example/")).unwrap();
+    assert_eq!(client.contact_url("x"), "https://crm.example/contacts/x");
+}
+
+#[test]
+fn upsert_debug_hides_fields() {
+    let debug = format!("{:?}", upsert("A", 1));
+    assert!(
+        !debug.contains("Иванов") && !debug.contains("7999"),
+        "{debug}"
+    );
+    assert!(debug.contains("<2 fields hidden>"), "{debug}");
+}
+
+#[test]
+fn path_segment_encoding() {
+    assert_eq!(encode_path_segment("Az09-._~"), "Az09-._~");
+    assert_eq!(encode_path_segment("a b/c%d"), "a%20b%2Fc%25d");
+    assert_eq!(encode_path_segment("Ж"), "%D0%96");
+}

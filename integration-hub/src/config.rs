@@ -1,0 +1,891 @@
+//! The hub's configuration: one TOML file.
+//!
+//! Loading never stops at the first problem: every section and every `[[sources]]` /
+//! `[[sinks]]` entry is checked on its own, and within an entry each offending key is set
+//! aside and the entry checked again, so `hub validate` lists every problem at once, each
+//! with its key path and line. Static checks (this module) do no IO; [`check_environment`]
+//! separately checks what the running machine must provide (secrets, folders).
+//!
+//! Secrets are never written inline: a secret field holds a reference, `env:NAME` or
+//! `file:PATH`, resolved by [`resolve_secret`] when the hub starts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use adapters::crm::rest::CrmRestConfig;
+use adapters::file_drop::FileDropConfig;
+use mapping::Entity;
+use mapping::columns::PartyColumns;
+
+use crate::bus::kafka::KafkaConfig;
+
+/// The whole configuration after static validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder of the config file; relative paths in the config are relative to it.
+    pub base_dir: PathBuf,
+    pub hub: HubSection,
+    pub bus: BusSection,
+    pub store: StoreSection,
+    pub http: HttpSection,
+    pub sources: Vec<SourceConfig>,
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// `[hub]`: process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSection {
+    /// Folder for local state (embedded bus, state store). Default `var`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        HubSection {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("var")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    /// Durable on local disk; the default when no Kafka is configured.
+    #[default]
+    Embedded,
+    /// An Apache Kafka cluster.
+    Kafka,
+}
+
+/// `[bus]`: which bus carries events, and its topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSection {
+    /// `embedded` (default) or `kafka`.
+    #[serde(default)]
+    pub kind: BusKind,
+    /// Prefix of every topic name, e.g. `hub` gives `hub.canonical`. Default `hub`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Settings of the embedded bus.
+    #[serde(default)]
+    pub embedded: EmbeddedSection,
+    /// Settings of the Kafka bus; required when `kind = "kafka"`.
+    pub kafka: Option<KafkaConfig>,
+}
+
+impl Default for BusSection {
+    fn default() -> Self {
+        BusSection {
+            kind: BusKind::Embedded,
+            topic_prefix: default_topic_prefix(),
+            embedded: EmbeddedSection::default(),
+            kafka: None,
+        }
+    }
+}
+
+impl BusSection {
+    pub fn canonical_topic(&self) -> String {
+        format!("{}.canonical", self.topic_prefix)
+    }
+    pub fn dlq_topic(&self) -> String {
+        format!("{}.dlq", self.topic_prefix)
+    }
+}
+
+fn default_topic_prefix() -> String {
+    "hub".to_string()
+}
+
+/// `[bus.embedded]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSection {
+    /// Database file of the embedded bus. Default `<data_dir>/bus.db`.
+    pub path: Option<PathBuf>,
+    /// Partitions per topic. Default 4.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+impl Default for EmbeddedSection {
+    fn default() -> Self {
+        EmbeddedSection {
+            path: None,
+            partitions: default_partitions(),
+        }
+    }
+}
+
+fn default_partitions() -> u32 {
+    4
+}
+
+/// `[store]`: the hub's own state (file ledger, delivered versions).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// SQLite database file. Default `<data_dir>/state.db`.
+    pub path: Option<PathBuf>,
+}
+
+/// `[http]`: health, readiness and metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Listen address. Default `127.0.0.1:9464`; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Delimited files dropped into a folder.
+    FileDrop,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name; appears in metrics, logs and envelopes.
+    pub name: String,
+    /// Adapter kind.
+    pub kind: SourceKind,
+    /// Canonical entity the source delivers. Only `party` is mapped so far.
+    #[serde(default = "default_entity")]
+    pub entity: Entity,
+    /// Settings for `kind = "file_drop"`.
+    pub file_drop: Option<FileDropConfig>,
+    /// Source column → canonical field.
+    pub columns: PartyColumns,
+}
+
+fn default_entity() -> Entity {
+    Entity::Party
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// A CRM with a REST upsert-by-external-id API.
+    CrmRest,
+}
+
+/// One `[[sinks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique name; its consumer group is `<topic_prefix>-sink-<name>`.
+    pub name: String,
+    /// Connector kind.
+    pub kind: SinkKind,
+    /// Only events from these sources; empty means all.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Settings for `kind = "crm_rest"`; `token` is a secret reference.
+    pub crm_rest: Option<CrmRestConfig>,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, e.g. `sources[1].file_drop.encoding`.
+    pub path: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Every problem of one config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} problem(s) found",
+            self.file.display(),
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {p}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and statically validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            path: "(file)".into(),
+            line: None,
+            message: format!("cannot read config file: {e}"),
+        }],
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, base_dir).map_err(|problems| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    })
+}
+
+const TOP_LEVEL: &[&str] = &["hub", "bus", "store", "http", "sources", "sinks"];
+
+/// Parses and validates config text; `base_dir` anchors relative paths.
+pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
+    let lines = LineIndex::new(text);
+    let root: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![Problem {
+                path: "(syntax)".into(),
+                line: e.span().map(|s| lines.line_of(s.start)),
+                message: e.message().trim().to_string(),
+            }]);
+        }
+    };
+    let spans = SpanIndex::new(text);
+    let mut problems = Vec::new();
+    for key in root.keys() {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            problems.push(Problem {
+                path: key.clone(),
+                line: spans.line(&[Seg::Key(key.clone())], &lines),
+                message: format!(
+                    "unknown section `{key}`, expected one of {}",
+                    TOP_LEVEL.join(", ")
+                ),
+            });
+        }
+    }
+    let section = |name: &str| -> Option<toml::Value> { root.get(name).cloned() };
+    let hub: Option<HubSection> =
+        section_of(section("hub"), &[seg("hub")], &spans, &lines, &mut problems);
+    let bus: Option<BusSection> =
+        section_of(section("bus"), &[seg("bus")], &spans, &lines, &mut problems);
+    let store: Option<StoreSection> =
+        section_of(section("store"), &[seg("store")], &spans, &lines, &mut problems);
+    let http: Option<HttpSection> =
+        section_of(section("http"), &[seg("http")], &spans, &lines, &mut problems);
+    let sources: Vec<Option<SourceConfig>> =
+        entries_of(section("sources"), "sources", &spans, &lines, &mut problems);
+    let sinks: Vec<Option<SinkConfig>> =
+        entries_of(section("sinks"), "sinks", &spans, &lines, &mut problems);
+
+    let config = Config {
+        base_dir,
+        hub: hub.unwrap_or_default(),
+        bus: bus.unwrap_or_default(),
+        store: store.unwrap_or_default(),
+        http: http.unwrap_or_default(),
+        sources: sources.iter().flatten().cloned().collect(),
+        sinks: sinks.iter().flatten().cloned().collect(),
+    };
+    // Names of every source entry, valid or not, so a sink naming a broken source is not
+    // also told that the source does not exist.
+    let source_names: BTreeSet<String> = match root.get("sources") {
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    semantic_checks(
+        &config,
+        &sources,
+        &sinks,
+        &source_names,
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Err(problems)
+    }
+}
+
+/// Cross-field rules that serde cannot express.
+fn semantic_checks(
+    config: &Config,
+    sources: &[Option<SourceConfig>],
+    sinks: &[Option<SinkConfig>],
+    source_names: &BTreeSet<String>,
+    spans: &SpanIndex<'_>,
+    lines: &LineIndex,
+    problems: &mut Vec<Problem>,
+) {
+    let mut add = |path: Vec<Seg>, message: String| {
+        problems.push(Problem {
+            path: render_path(&path),
+            line: spans.line(&path, lines),
+            message,
+        });
+    };
+    if config.bus.kind == BusKind::Kafka && config.bus.kafka.is_none() {
+        add(
+            vec![seg("bus"), seg("kind")],
+            "`kind = \"kafka\"` needs a [bus.kafka] section".into(),
+        );
+    }
+    if config.bus.topic_prefix.is_empty()
+        || !config
+            .bus
+            .topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        add(
+            vec![seg("bus"), seg("topic_prefix")],
+            "must be non-empty and use only letters, digits, '.', '_' and '-'".into(),
+        );
+    }
+    if config.bus.embedded.partitions == 0 || config.bus.embedded.partitions > 256 {
+        add(
+            vec![seg("bus"), seg("embedded"), seg("partitions")],
+            "must be between 1 and 256".into(),
+        );
+    }
+    if config.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        add(
+            vec![seg("http"), seg("listen")],
+            "must be an address like 127.0.0.1:9464".into(),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, s) in sources.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let at = |k: &str| vec![seg("sources"), Seg::Index(i), seg(k)];
+        if !valid_name(&s.name) {
+            add(
+                at("name"),
+                "must be non-empty and use only letters, digits, '_' and '-'".into(),
+            );
+        } else if !names.insert(s.name.clone()) {
+            add(at("name"), format!("duplicate source name `{}`", s.name));
+        }
+        if s.entity != Entity::Party {
+            add(
+                at("entity"),
+                "only `party` can be mapped from a file drop so far".into(),
+            );
+        }
+        match (s.kind, &s.file_drop) {
+            (SourceKind::FileDrop, None) => add(
+                at("kind"),
+                "`kind = \"file_drop\"` needs a [sources.file_drop] table".into(),
+            ),
+            (SourceKind::FileDrop, Some(fd)) => {
+                if let Err(e) = fd.validate() {
+                    add(at("file_drop"), e.to_string());
+                }
+            }
+        }
+    }
+    let mut sink_names = BTreeSet::new();
+    for (i, s) in sinks.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let at = |k: &str| vec![seg("sinks"), Seg::Index(i), seg(k)];
+        if !valid_name(&s.name) {
+            add(
+                at("name"),
+                "must be non-empty and use only letters, digits, '_' and '-'".into(),
+            );
+        } else if !sink_names.insert(s.name.clone()) {
+            add(at("name"), format!("duplicate sink name `{}`", s.name));
+        }
+        for src in &s.sources {
+            if !source_names.contains(src) {
+                add(at("sources"), format!("no source named `{src}`"));
+            }
+        }
+        match (s.kind, &s.crm_rest) {
+            (SinkKind::CrmRest, None) => add(
+                at("kind"),
+                "`kind = \"crm_rest\"` needs a [sinks.crm_rest] table".into(),
+            ),
+            (SinkKind::CrmRest, Some(crm)) => {
+                if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://"))
+                {
+                    add(
+                        vec![seg("sinks"), Seg::Index(i), seg("crm_rest"), seg("base_url")],
+                        "must start with http:// or https://".into(),
+                    );
+                }
+                if let Some(token) = &crm.token
+                    && let Err(e) = SecretRef::parse(token)
+                {
+                    add(
+                        vec![seg("sinks"), Seg::Index(i), seg("crm_rest"), seg("token")],
+                        e,
+                    );
+                }
+            }
+        }
+    }
+    if sources.iter().flatten().count() > 0 && sinks.iter().flatten().count() == 0 {
+        add(
+            vec![seg("sinks")],
+            "no sink configured: events would have nowhere to go".into(),
+        );
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A reference to a secret held outside the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretRef {
+    pub fn parse(s: &str) -> Result<SecretRef, String> {
+        if let Some(name) = s.strip_prefix("env:") {
+            if name.is_empty() {
+                return Err("secret reference `env:` needs a variable name".into());
+            }
+            return Ok(SecretRef::Env(name.to_string()));
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("secret reference `file:` needs a path".into());
+            }
+            return Ok(SecretRef::File(PathBuf::from(path)));
+        }
+        Err("secrets must be references (`env:NAME` or `file:PATH`), never inline values".into())
+    }
+}
+
+/// Resolves a secret reference; `base_dir` anchors relative `file:` paths.
+pub fn resolve_secret(reference: &str, base_dir: &Path) -> Result<String, String> {
+    match SecretRef::parse(reference)? {
+        SecretRef::Env(name) => {
+            std::env::var(&name).map_err(|_| format!("environment variable `{name}` is not set"))
+        }
+        SecretRef::File(p) => {
+            let p = base_dir.join(p);
+            std::fs::read_to_string(&p)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))
+        }
+    }
+}
+
+impl Config {
+    /// Resolves a path from the config against the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.hub.data_dir)
+    }
+    pub fn bus_path(&self) -> PathBuf {
+        match &self.bus.embedded.path {
+            Some(p) => self.resolve(p),
+            None => self.data_dir().join("bus.db"),
+        }
+    }
+    pub fn store_path(&self) -> PathBuf {
+        match &self.store.path {
+            Some(p) => self.resolve(p),
+            None => self.data_dir().join("state.db"),
+        }
+    }
+    /// A file-drop config with its folders resolved against the config's folder.
+    pub fn file_drop(&self, source: &SourceConfig) -> Option<FileDropConfig> {
+        source.file_drop.as_ref().map(|fd| {
+            let mut fd = fd.clone();
+            fd.inbox = self.resolve(&fd.inbox);
+            fd.work_dir = fd.work_dir.as_ref().map(|w| self.resolve(w));
+            fd
+        })
+    }
+}
+
+/// What the machine must provide for this config: secrets resolvable, folders present or
+/// creatable. Reported separately from static problems.
+pub fn check_environment(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &config.sinks {
+        if let Some(crm) = &s.crm_rest
+            && let Some(token) = &crm.token
+            && let Err(e) = resolve_secret(token, &config.base_dir)
+        {
+            out.push(format!("sinks `{}`: crm_rest.token: {e}", s.name));
+        }
+    }
+    for s in &config.sources {
+        if let Some(fd) = config.file_drop(s)
+            && !fd.inbox.is_dir()
+        {
+            out.push(format!(
+                "sources `{}`: inbox {} does not exist or is not a folder",
+                s.name,
+                fd.inbox.display()
+            ));
+        }
+    }
+    out
+}
+
+// ---- per-section deserialisation that collects every problem ----
+
+fn seg(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn render_path(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for p in path {
+        match p {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn entries_of<T: DeserializeOwned>(
+    value: Option<toml::Value>,
+    name: &str,
+    spans: &SpanIndex<'_>,
+    lines: &LineIndex,
+    problems: &mut Vec<Problem>,
+) -> Vec<Option<T>> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let toml::Value::Array(items) = value else {
+        problems.push(Problem {
+            path: name.to_string(),
+            line: spans.line(&[seg(name)], lines),
+            message: format!("must be an array of tables: write [[{name}]]"),
+        });
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            section_of(
+                Some(item),
+                &[seg(name), Seg::Index(i)],
+                spans,
+                lines,
+                problems,
+            )
+        })
+        .collect()
+}
+
+/// Deserialises one section; on an error, records it, removes the offending key and tries
+/// again, so one bad key does not hide the next.
+fn section_of<T: DeserializeOwned>(
+    value: Option<toml::Value>,
+    at: &[Seg],
+    spans: &SpanIndex<'_>,
+    lines: &LineIndex,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut value = value?;
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        let result: Result<T, _> = serde_path_to_error::deserialize(value.clone());
+        // What is left once the offending keys are set aside still goes through the
+        // cross-field checks, so they can report their problems in the same run.
+        let err = match result {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        let mut path: Vec<Seg> = at.to_vec();
+        for s in err.path().iter() {
+            match s {
+                serde_path_to_error::Segment::Seq { index } => path.push(Seg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => path.push(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => {
+                    path.push(Seg::Key(variant.clone()))
+                }
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let message = err.inner().message().trim().to_string();
+        // A key we set aside ourselves is not a second problem.
+        if let Some(field) = missing_field(&message)
+            && removed.iter().any(|r| r == field)
+        {
+            return None;
+        }
+        problems.push(Problem {
+            path: render_path(&path),
+            line: spans.line(&path, lines),
+            message: message.clone(),
+        });
+        let rel = &path[at.len()..];
+        let removable = !rel.is_empty() && missing_field(&message).is_none();
+        if !removable || !remove_at(&mut value, rel) {
+            return None;
+        }
+        if let Some(Seg::Key(k)) = rel.last() {
+            removed.push(k.clone());
+        }
+    }
+    None
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+fn remove_at(value: &mut toml::Value, path: &[Seg]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for p in parents {
+        cur = match (p, cur) {
+            (Seg::Key(k), toml::Value::Table(t)) => match t.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), toml::Value::Array(a)) => match a.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Seg::Key(k), toml::Value::Table(t)) => t.remove(k).is_some(),
+        (Seg::Index(i), toml::Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Maps byte offsets to 1-based lines.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+    fn line_of(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+/// The spanned parse of the file, to find the line of a key path.
+struct SpanIndex<'a> {
+    root: Option<toml::Spanned<toml::de::DeTable<'a>>>,
+}
+
+impl<'a> SpanIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        SpanIndex {
+            root: toml::de::DeTable::parse(text).ok(),
+        }
+    }
+
+    /// The line of the deepest part of `path` found in the file.
+    fn line(&self, path: &[Seg], lines: &LineIndex) -> Option<usize> {
+        let root = self.root.as_ref()?;
+        let mut best: Option<usize> = None;
+        let mut table: Option<&toml::de::DeTable<'a>> = Some(root.get_ref());
+        let mut value: Option<&toml::de::DeValue<'a>> = None;
+        for p in path {
+            match p {
+                Seg::Key(k) => {
+                    let t = match (table, value) {
+                        (Some(t), _) => t,
+                        (None, Some(toml::de::DeValue::Table(t))) => t,
+                        _ => break,
+                    };
+                    let Some((key, v)) = t.get_key_value(k.as_str()) else {
+                        break;
+                    };
+                    best = Some(key.span().start);
+                    value = Some(v.get_ref());
+                    table = None;
+                }
+                Seg::Index(i) => {
+                    let Some(toml::de::DeValue::Array(a)) = value else {
+                        break;
+                    };
+                    let Some(v) = a.get(*i) else { break };
+                    best = Some(v.span().start);
+                    value = Some(v.get_ref());
+                }
+            }
+        }
+        best.map(|o| lines.line_of(o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_maps_offsets() {
+        let l = LineIndex::new("a\nbb\nccc");
+        assert_eq!(l.line_of(0), 1);
+        assert_eq!(l.line_of(2), 2);
+        assert_eq!(l.line_of(5), 3);
+        assert_eq!(l.line_of(7), 3);
+    }
+
+    #[test]
+    fn secret_refs_must_be_references() {
+        assert_eq!(
+            SecretRef::parse("env:CRM_TOKEN"),
+            Ok(SecretRef::Env("CRM_TOKEN".into()))
+        );
+        assert!(SecretRef::parse("file:/run/secrets/crm").is_ok());
+        assert!(SecretRef::parse("s3cr3t").is_err());
+        assert!(SecretRef::parse("env:").is_err());
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_parses() {
+        let text = include_str!("../../examples/hub.toml");
+        let cfg = parse(text, PathBuf::from("/etc/hub")).unwrap();
+        assert_eq!(cfg.sources.len(), 1);
+        assert_eq!(cfg.sinks.len(), 1);
+        assert_eq!(cfg.bus.kind, BusKind::Embedded);
+        assert_eq!(cfg.bus.canonical_topic(), "hub.canonical");
+        assert_eq!(cfg.data_dir(), PathBuf::from("/etc/hub/var"));
+        assert_eq!(cfg.sources[0].columns.inn.as_deref(), Some("ИНН"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = r#"
+[bus]
+kind = "kafka"
+topic_prefx = "x"
+
+[[sources]]
+name = "a"
+kind = "file_drop"
+colour = "blue"
+[sources.file_drop]
+inbox = "in"
+encoding = "koi8-r"
+[sources.columns]
+key = "id"
+
+[[sources]]
+name = "a"
+kind = "ftp"
+[sources.columns]
+key = "id"
+
+[[sinks]]
+name = "crm"
+kind = "crm_rest"
+sources = ["nope"]
+[sinks.crm_rest]
+base_url = "crm.local"
+token = "plain-secret"
+
+[metrics]
+x = 1
+"#;
+        let problems = parse(text, PathBuf::from(".")).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let has = |needle: &str| rendered.iter().any(|r| r.contains(needle));
+        assert!(has("line 4: bus.topic_prefx: unknown field"), "{rendered:#?}");
+        assert!(has("line 9: sources[0].colour: unknown field"), "{rendered:#?}");
+        assert!(has("sources[0].file_drop.encoding"), "{rendered:#?}");
+        assert!(has("sources[1].kind"), "{rendered:#?}");
+        assert!(has("sinks[0].sources: no source named `nope`"), "{rendered:#?}");
+        assert!(has("sinks[0].crm_rest.base_url"), "{rendered:#?}");
+        assert!(has("sinks[0].crm_rest.token: secrets must be references"), "{rendered:#?}");
+        assert!(has("line 30: metrics: unknown section"), "{rendered:#?}");
+        assert!(has("bus.kind: `kind = \"kafka\"` needs a [bus.kafka] section"), "{rendered:#?}");
+        assert!(problems.len() >= 9, "{rendered:#?}");
+    }
+}

@@ -1,0 +1,94 @@
+//! The hub's HTTP endpoints: `/healthz` (the process lives), `/readyz` (bus and store are
+//! reachable) and `/metrics` (Prometheus text format).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::bus::Bus;
+use crate::store::Store;
+use crate::telemetry;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<Store>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let bus = tokio::time::timeout(Duration::from_secs(5), s.bus.ping()).await;
+    let bus_ok = matches!(bus, Ok(Ok(())));
+    let store = s.store.clone();
+    let store_ok = matches!(
+        tokio::task::spawn_blocking(move || store.ping()).await,
+        Ok(Ok(()))
+    );
+    let body = format!(
+        "bus: {}\nstore: {}\n",
+        if bus_ok { "ok" } else { "unreachable" },
+        if store_ok { "ok" } else { "unreachable" }
+    );
+    let status = if bus_ok && store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
+}
+
+async fn metrics() -> Response {
+    match telemetry::prometheus() {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics recorder unavailable\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Binds `listen` and serves until `shutdown` turns true. Returns the bound address.
+pub async fn serve(
+    listen: &str,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let router = app(state);
+    let handle = tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    Ok((addr, handle))
+}

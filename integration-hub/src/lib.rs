@@ -1,0 +1,12 @@
+//! The hub runtime: configuration, the bus (Kafka or embedded), the pipeline supervisor,
+//! the state store, HTTP endpoints and the sandbox CRM used by `hub demo` and the tests.
+
+pub mod bus;
+pub mod config;
+pub mod demo;
+pub mod demo_data;
+pub mod http;
+pub mod pipeline;
+pub mod sandbox_crm;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,268 @@
+//! `hub`: the command line of the integration hub.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use integration_hub::config::{self, BusKind};
+use integration_hub::demo::{self, DemoOptions};
+use integration_hub::telemetry::{self, Stats};
+use integration_hub::{http, pipeline};
+
+#[derive(Parser)]
+#[command(name = "hub", version, about = "Integration hub: legacy banking systems → CRM")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BusArg {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file: every problem at once, with its location; non-zero exit if any.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the sources, the bus and the sinks of a config until SIGINT or SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The main job on the embedded bus: a 10,000-customer windows-1251 export into a
+    /// sandbox CRM, with a summary.
+    Demo {
+        #[arg(long, default_value_t = 10_000)]
+        customers: usize,
+        /// Keep running after the summary and serve /metrics until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// Address for /metrics with --serve.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+        /// Working folder (default: a fresh temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure end-to-end throughput and sync lag: file drop → CRM acknowledgement.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        #[arg(long, value_enum, default_value_t = BusArg::Embedded)]
+        bus: BusArg,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the sandbox CRM alone (the REST CRM API the generic sink speaks).
+    SandboxCrm {
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: String,
+        /// Bearer token required from clients (none when absent).
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench { .. });
+    init_logs(cli.log_format, if quiet { "warn" } else { "info" });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Validate { config } => Ok(validate(&config)),
+        Command::Run { config } => {
+            let cfg = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let env = config::check_environment(&cfg);
+            if !env.is_empty() {
+                anyhow::bail!("environment not ready:\n  {}", env.join("\n  "));
+            }
+            run_hub(cfg).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            customers,
+            serve,
+            listen,
+            dir,
+        } => {
+            let opts = DemoOptions {
+                customers,
+                invalid_ratio: 0.03,
+                resend_ratio: 0.01,
+                bus: BusKind::Embedded,
+                kafka_bootstrap: String::new(),
+                dir,
+                http_listen: serve.then_some(listen),
+                redrop: true,
+            };
+            demo::run(opts, serve, |r| {
+                demo::print_report(r);
+                if serve {
+                    println!("serving; press Ctrl-C to stop");
+                }
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            customers,
+            bus,
+            bootstrap,
+            dir,
+        } => {
+            let kind = match bus {
+                BusArg::Embedded => BusKind::Embedded,
+                BusArg::Kafka => BusKind::Kafka,
+            };
+            let opts = DemoOptions {
+                customers,
+                invalid_ratio: 0.0,
+                resend_ratio: 0.0,
+                bus: kind,
+                kafka_bootstrap: bootstrap,
+                dir,
+                http_listen: None,
+                redrop: false,
+            };
+            let r = demo::run(opts, false, |_| {}).await?;
+            println!(
+                "bench bus={} customers={} elapsed_s={:.2} throughput_per_s={:.0} lag_p50_s={:.3} lag_p99_s={:.3}",
+                match kind {
+                    BusKind::Embedded => "embedded",
+                    BusKind::Kafka => "kafka",
+                },
+                r.expected_valid,
+                r.elapsed.as_secs_f64(),
+                r.throughput,
+                r.lag_p50,
+                r.lag_p99
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SandboxCrm { listen, token } => {
+            let mut crm = integration_hub::sandbox_crm::SandboxCrm::new();
+            if let Some(t) = token {
+                crm = crm.with_token(&t);
+            }
+            let (addr, task) = crm.serve(&listen).await?;
+            println!("sandbox CRM on http://{addr}");
+            task.await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let env = config::check_environment(&cfg);
+    if env.is_empty() {
+        println!("{}: ok", path.display());
+        ExitCode::SUCCESS
+    } else {
+        println!("{}: configuration ok", path.display());
+        eprintln!("{}: environment: {} problem(s)", path.display(), env.len());
+        for p in &env {
+            eprintln!("  {p}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// `hub run`: the pipeline and the HTTP endpoints until SIGINT or SIGTERM, then a drain.
+async fn run_hub(cfg: config::Config) -> anyhow::Result<()> {
+    let listen = cfg.http.listen.clone();
+    let stats = Arc::new(Stats::default());
+    let _ = telemetry::prometheus();
+    let ctx = pipeline::open(cfg, stats).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = http::AppState {
+        bus: ctx.bus.clone(),
+        store: ctx.store.clone(),
+    };
+    let (addr, server) = http::serve(&listen, state, stop_rx.clone()).await?;
+    tracing::info!(%addr, "http listening: /healthz /readyz /metrics");
+    let hub = tokio::spawn(pipeline::run(ctx, stop_rx));
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: draining in-flight work");
+    let _ = stop_tx.send(true);
+    hub.await??;
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

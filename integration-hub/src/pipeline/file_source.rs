@@ -1,0 +1,294 @@
+//! The file-drop source task.
+//!
+//! Loop: take over files a crash left in `processing/`, then watch the inbox; each complete
+//! file is claimed (atomic move into `processing/`), checked against the ledger by SHA-256,
+//! parsed, mapped row by row and published in batches. Bad rows go to the quarantine file
+//! with line, field and reason; good rows go on. Only when the bus has acknowledged every
+//! event of the file are the ledger entry written and the file moved to `archive/` — so a
+//! crash mid-file leaves the file in `processing/` and it is processed again from the start
+//! (its events carry the same deterministic ids, and the sinks skip what they already
+//! applied). A file that cannot be read at all (wrong encoding, missing columns) ends in
+//! `failed/` next to an `.error.txt` that says why.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use adapters::file_drop::csv_reader::{self, CsvFile};
+use adapters::file_drop::quarantine::QuarantineWriter;
+use adapters::file_drop::{self, Claimed, FileDropConfig, Outcome, SettleTracker};
+use mapping::{Entity, Envelope, Op};
+
+use super::{Ctx, sleep_or_shutdown};
+use crate::bus::OutMessage;
+use crate::config::SourceConfig;
+use crate::store::LedgerEntry;
+use crate::telemetry;
+
+/// Events per bus publish call.
+const PUBLISH_BATCH: usize = 1000;
+/// Batches in flight between the mapping thread and the publisher (bounded memory).
+const CHANNEL_BATCHES: usize = 4;
+
+pub async fn run(
+    ctx: Ctx,
+    source: SourceConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let fd = ctx
+        .config
+        .file_drop(&source)
+        .context("file_drop settings missing")?;
+    std::fs::create_dir_all(&fd.inbox)
+        .with_context(|| format!("cannot create inbox {}", fd.inbox.display()))?;
+    for claimed in file_drop::recover(&fd).context("cannot list processing/")? {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        process(&ctx, &source, &fd, claimed, &shutdown).await?;
+    }
+    let mut tracker = SettleTracker::new();
+    let poll = Duration::from_millis(fd.poll_interval_ms);
+    loop {
+        let ready = tracker
+            .scan_ready(&fd, Instant::now())
+            .with_context(|| format!("cannot scan inbox {}", fd.inbox.display()))?;
+        for path in ready {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let claimed = match file_drop::claim(&path, &fd) {
+                Ok(c) => c,
+                // Another instance, or an operator, took the file first.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            telemetry::file_claimed(
+                &ctx.stats,
+                &source.name,
+                &claimed.original_name,
+                claimed.size,
+            );
+            process(&ctx, &source, &fd, claimed, &shutdown).await?;
+        }
+        if sleep_or_shutdown(poll, &mut shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// What mapping one file produced, sent in batches to the publisher.
+enum Mapped {
+    Batch(Vec<OutMessage>),
+    Done { rows: u64, quarantined: u64 },
+}
+
+async fn process(
+    ctx: &Ctx,
+    source: &SourceConfig,
+    fd: &FileDropConfig,
+    claimed: Claimed,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let name = claimed.original_name.clone();
+    let store = ctx.store.clone();
+    let (src, sha) = (source.name.clone(), claimed.sha256.clone());
+    let seen = tokio::task::spawn_blocking(move || store.ledger_get(&src, &sha)).await??;
+    if let Some(first) = seen {
+        telemetry::file_duplicate(
+            &ctx.stats,
+            &source.name,
+            &name,
+            &claimed.sha256,
+            &first.file_name,
+        );
+        file_drop::finish(&claimed, fd, Outcome::Archived)?;
+        return Ok(());
+    }
+
+    let path = claimed.path.clone();
+    let fd2 = fd.clone();
+    let parsed = tokio::task::spawn_blocking(move || csv_reader::read_file(&path, &fd2)).await?;
+    let file = match parsed {
+        Ok(f) => f,
+        Err(e) => return fail(ctx, source, fd, &claimed, &e.to_string()),
+    };
+    let bound = match source.columns.bind(&file.headers) {
+        Ok(b) => b,
+        Err(errs) => {
+            let msg = errs
+                .iter()
+                .map(|e| format!("{}: line 1 (header): {e}", claimed.original_name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return fail(ctx, source, fd, &claimed, &msg);
+        }
+    };
+
+    // Map on a blocking thread, publish here; the bounded channel keeps memory flat.
+    let (tx, mut rx) = mpsc::channel::<Mapped>(CHANNEL_BATCHES);
+    let mapper = {
+        let ctx = ctx.clone();
+        let source = source.clone();
+        let claimed = claimed.clone();
+        let fd = fd.clone();
+        tokio::task::spawn_blocking(move || map_file(&ctx, &source, &fd, &claimed, file, bound, tx))
+    };
+    let topic = ctx.config.bus.canonical_topic();
+    let mut events = 0u64;
+    let mut done = None;
+    while let Some(m) = rx.recv().await {
+        match m {
+            Mapped::Batch(batch) => {
+                let n = batch.len() as u64;
+                ctx.bus.publish(&topic, batch).await?;
+                events += n;
+                telemetry::events_published(&ctx.stats, &source.name, &topic, n);
+                if *shutdown.borrow() {
+                    // Leave the file in processing/: the next start re-reads it from the
+                    // start and the sinks skip what they already applied.
+                    tracing::info!(source = %source.name, file = %name, "shutdown: file left in processing/ to resume");
+                    return Ok(());
+                }
+            }
+            Mapped::Done { rows, quarantined } => done = Some((rows, quarantined)),
+        }
+    }
+    mapper.await??;
+    let Some((rows, quarantined)) = done else {
+        anyhow::bail!("mapping of {name} ended without a summary");
+    };
+
+    // The bus has acknowledged every event of the file: now, and only now, the ledger entry
+    // and the move to archive/.
+    let entry = LedgerEntry {
+        source: source.name.clone(),
+        sha256: claimed.sha256.clone(),
+        file_name: name.clone(),
+        rows,
+        events,
+        quarantined,
+    };
+    let store = ctx.store.clone();
+    tokio::task::spawn_blocking(move || store.ledger_put(&entry)).await??;
+    file_drop::finish(&claimed, fd, Outcome::Archived)?;
+    telemetry::file_ingested(&ctx.stats, &source.name, &name, rows, events, quarantined);
+    Ok(())
+}
+
+fn fail(
+    ctx: &Ctx,
+    source: &SourceConfig,
+    fd: &FileDropConfig,
+    claimed: &Claimed,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let dest = file_drop::finish(claimed, fd, Outcome::Failed)?;
+    let report = dest.with_file_name(format!(
+        "{}.error.txt",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    std::fs::write(&report, format!("{reason}\n"))
+        .with_context(|| format!("cannot write {}", report.display()))?;
+    telemetry::file_failed(&ctx.stats, &source.name, &claimed.original_name, reason);
+    Ok(())
+}
+
+/// Maps every row of a parsed file; runs on a blocking thread.
+fn map_file(
+    ctx: &Ctx,
+    source: &SourceConfig,
+    fd: &FileDropConfig,
+    claimed: &Claimed,
+    file: CsvFile,
+    bound: mapping::columns::BoundColumns,
+    tx: mpsc::Sender<Mapped>,
+) -> anyhow::Result<()> {
+    let event_time: DateTime<Utc> = claimed.modified.into();
+    let default_version = event_time.timestamp_millis();
+    let today = Utc::now().date_naive();
+    let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
+    let (mut rows, mut bad) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    for row in file.rows {
+        rows += 1;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                bad += 1;
+                telemetry::row_quarantined(
+                    &ctx.stats,
+                    &source.name,
+                    &claimed.original_name,
+                    e.line,
+                    "row",
+                    &e.reason(),
+                );
+                quarantine.add(e.line, "row", &e.reason())?;
+                continue;
+            }
+        };
+        match bound.map_row(&row.cells, today) {
+            Ok(m) => {
+                let env = Envelope::new(
+                    &source.name,
+                    Entity::Party,
+                    Op::Upsert,
+                    &m.key,
+                    m.version.unwrap_or(default_version),
+                    event_time,
+                    Utc::now(),
+                    serde_json::to_value(&m.party)?,
+                );
+                batch.push(to_message(&env)?);
+                if batch.len() >= PUBLISH_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PUBLISH_BATCH));
+                    if tx.blocking_send(Mapped::Batch(full)).is_err() {
+                        // The publisher stopped (shutdown or bus error); it reports why.
+                        return Ok(());
+                    }
+                }
+            }
+            Err(errors) => {
+                bad += 1;
+                for e in errors {
+                    telemetry::row_quarantined(
+                        &ctx.stats,
+                        &source.name,
+                        &claimed.original_name,
+                        row.line,
+                        &e.field,
+                        &e.reason,
+                    );
+                    quarantine.add(row.line, &e.field, &e.reason)?;
+                }
+            }
+        }
+    }
+    telemetry::rows_read(&ctx.stats, &source.name, rows);
+    if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
+        return Ok(());
+    }
+    quarantine.finish()?;
+    let _ = tx.blocking_send(Mapped::Done {
+        rows,
+        quarantined: bad,
+    });
+    Ok(())
+}
+
+/// The bus message of an envelope: JSON body; id, source, entity and event time as headers.
+pub fn to_message(env: &Envelope) -> anyhow::Result<OutMessage> {
+    Ok(OutMessage {
+        key: env.key.clone(),
+        headers: vec![
+            ("id".into(), env.id.clone()),
+            ("source".into(), env.source.clone()),
+            ("entity".into(), env.entity.as_str().into()),
+            ("event_time".into(), env.event_time.to_rfc3339()),
+        ],
+        payload: serde_json::to_vec(env)?,
+    })
+}

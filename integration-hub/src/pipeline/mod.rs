@@ -1,0 +1,125 @@
+//! The pipeline supervisor: sources → mapping → bus → sinks.
+//!
+//! Every source and every sink runs as its own supervised task: when a task fails (bus
+//! unreachable, store error, …) it is restarted with growing delays, and the others keep
+//! going. Shutdown is cooperative through a watch channel: a source finishes the batch it is
+//! publishing, a sink finishes the batch it is delivering and commits it, then each returns.
+//! Positions (file ledger, bus offsets) only ever advance after the effect is durable, so a
+//! crash at any point loses nothing and, with the sink's version guard, duplicates nothing.
+
+pub mod crm_sink;
+pub mod file_source;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::bus::Bus;
+use crate::bus::embedded::EmbeddedBus;
+use crate::bus::kafka::KafkaBus;
+use crate::config::{BusKind, Config};
+use crate::store::Store;
+use crate::telemetry::{self, Stats};
+
+/// Everything the tasks share.
+pub struct Shared {
+    pub config: Config,
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<Store>,
+    pub stats: Arc<Stats>,
+}
+
+pub type Ctx = Arc<Shared>;
+
+/// Opens the bus and the store named by the config.
+pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
+    let bus: Arc<dyn Bus> = match config.bus.kind {
+        BusKind::Embedded => {
+            let path = config.bus_path();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Arc::new(
+                EmbeddedBus::open(&path, config.bus.embedded.partitions)
+                    .with_context(|| format!("cannot open embedded bus {}", path.display()))?,
+            )
+        }
+        BusKind::Kafka => {
+            let kcfg = config
+                .bus
+                .kafka
+                .as_ref()
+                .context("bus.kind is kafka but [bus.kafka] is missing")?;
+            Arc::new(KafkaBus::new(kcfg).context("cannot create kafka client")?)
+        }
+    };
+    let store = Arc::new(Store::open(&config.store_path()).context("cannot open state store")?);
+    Ok(Arc::new(Shared {
+        config,
+        bus,
+        store,
+        stats,
+    }))
+}
+
+/// Runs every source and sink until `shutdown` turns true, then drains.
+pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    for source in ctx.config.sources.clone() {
+        let ctx = ctx.clone();
+        let name = format!("source:{}", source.name);
+        tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+            file_source::run(ctx.clone(), source.clone(), sd)
+        }));
+    }
+    for sink in ctx.config.sinks.clone() {
+        let ctx = ctx.clone();
+        let name = format!("sink:{}", sink.name);
+        tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+            crm_sink::run(ctx.clone(), sink.clone(), sd)
+        }));
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("task panicked")?;
+    }
+    Ok(())
+}
+
+/// Runs `make_task` until it returns `Ok` (it does on shutdown), restarting it with growing
+/// delays when it fails.
+async fn supervise<F, Fut>(name: String, mut shutdown: watch::Receiver<bool>, make_task: F)
+where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        match make_task(shutdown.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                attempt += 1;
+                telemetry::task_restarted(&name, &format!("{e:#}"), attempt);
+                let delay = Duration::from_millis((500u64 << attempt.min(6)).min(30_000));
+                if sleep_or_shutdown(delay, &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps for `d`; returns true early when shutdown was requested.
+pub async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *shutdown.borrow(),
+        r = shutdown.changed() => r.is_err() || *shutdown.borrow(),
+    }
+}

@@ -1,0 +1,1085 @@
+//! The sandbox CRM: an in-memory implementation of the CRM contact API that `hub demo`, the
+//! `hub sandbox-crm` command and the end-to-end tests deliver to.
+//!
+//! It implements the API documented in `adapters::crm::rest` faithfully:
+//!
+//! - `PUT /contacts/{external_id}` with a JSON body `{ external_id, version, source,
+//!   envelope_id, fields }` and the headers `Idempotency-Key: <envelope_id>` and, when the
+//!   sandbox has a token, `Authorization: Bearer <token>`. Answers `201` when the contact is
+//!   created, `200` when it is updated, both with `{ "id", "external_id", "version" }`.
+//!   The CRM id is assigned on first create and never changes.
+//! - `GET /contacts/{external_id}`: the stored contact, or `404`.
+//! - Errors carry `{ "error": "<code>", "message": "..." }`: `400` for a body that is not
+//!   JSON or a missing `Idempotency-Key`, `401` for a missing or wrong token, `422` for a body
+//!   without the required fields, an `external_id` that differs from the path or an
+//!   `Idempotency-Key` that differs from `envelope_id`, `429` with `Retry-After` when rate
+//!   limited, and whatever status a fault asks for.
+//!
+//! Every accepted `PUT` is applied and counted as a write of its external id, including a
+//! repeat of the same envelope and including a version lower than the stored one: that one
+//! is applied too, like a CRM that trusts its callers, and counted as a version regression
+//! (a correct hub never causes one).
+//!
+//! Rate limit: optionally a token bucket of `max_rps` requests per second (burst of the
+//! same size) over the `/contacts` routes; a request over it gets `429` and a `Retry-After`
+//! of the whole seconds until the next token.
+//!
+//! Faults, queued in order and consumed by `PUT /contacts/...` requests only, before
+//! anything else is looked at: `status` answers with that status (nothing is applied),
+//! `rate_limit` answers `429` with the given `Retry-After`, `delay` applies the write at once
+//! but holds the answer back for the given time — the "committed, but the caller timed out"
+//! case. They are injected with the Rust methods or with `POST /_sandbox/faults`:
+//! `{ "kind": "status", "status": 503, "count": 5 }`,
+//! `{ "kind": "rate_limit", "retry_after_secs": 1, "count": 3 }`,
+//! `{ "kind": "delay", "millis": 15000, "count": 2 }`, `{ "kind": "clear" }`
+//! (`count` defaults to 1). `GET /_sandbox/stats` returns the counters and
+//! `GET /_sandbox/contacts` every stored contact. The admin routes need no token.
+//!
+//! Contact fields are customer data: they are never logged, and `Debug` hides them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A contact as the sandbox stores it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredContact {
+    /// The CRM id, assigned on first create.
+    pub id: String,
+    /// The caller's key of the contact.
+    pub external_id: String,
+    /// The version of the last write.
+    pub version: i64,
+    /// The source named by the last write.
+    pub source: String,
+    /// The envelope of the last write.
+    pub envelope_id: String,
+    /// The fields of the last write.
+    pub fields: Value,
+    /// How many writes this contact received.
+    pub writes: u64,
+    /// When the contact was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for StoredContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field_count = self.fields.as_object().map_or(0, serde_json::Map::len);
+        f.debug_struct("StoredContact")
+            .field("id", &self.id)
+            .field("external_id", &self.external_id)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .field("envelope_id", &self.envelope_id)
+            .field("fields", &format_args!("<{field_count} fields hidden>"))
+            .field("writes", &self.writes)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// The counters of `GET /_sandbox/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxStats {
+    /// Contacts stored.
+    pub contacts: usize,
+    /// Writes applied (every accepted `PUT`).
+    pub writes: u64,
+    /// Accepted `PUT`s whose version was lower than the stored one.
+    pub version_regressions: u64,
+    /// Accepted `PUT`s that repeated the envelope of the stored state.
+    pub replays: u64,
+    /// Requests refused with `400`, `401` or `422`.
+    pub rejected: u64,
+    /// Requests refused by the rate limit.
+    pub rate_limited: u64,
+    /// Requests answered by an injected `status` or `rate_limit` fault.
+    pub faults_served: u64,
+}
+
+/// A fault to inject, as posted to `/_sandbox/faults`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultSpec {
+    /// Answer the next `count` writes with `status` and apply nothing.
+    Status {
+        /// The HTTP status to answer with.
+        status: u16,
+        /// How many requests it applies to.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// Answer the next `count` writes with `429` and this `Retry-After`.
+    RateLimit {
+        /// The `Retry-After` in seconds.
+        retry_after_secs: u64,
+        /// How many requests it applies to.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// Apply the next `count` writes at once but answer only after `millis`.
+    Delay {
+        /// How long to hold the answer back.
+        millis: u64,
+        /// How many requests it applies to.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// Drop every queued fault.
+    Clear,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Status(StatusCode),
+    RateLimit(u64),
+    Delay(Duration),
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(max_rps: u32) -> Self {
+        let per_sec = f64::from(max_rps.max(1));
+        TokenBucket {
+            per_sec,
+            tokens: per_sec,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    contacts: BTreeMap<String, StoredContact>,
+    next_id: u64,
+    total_writes: u64,
+    version_regressions: u64,
+    replays: u64,
+    rejected: u64,
+    rate_limited: u64,
+    faults_served: u64,
+    token: Option<String>,
+    bucket: Option<TokenBucket>,
+    faults: VecDeque<(Fault, u32)>,
+}
+
+impl Inner {
+    /// Consumes one use of the first queued fault.
+    fn next_fault(&mut self) -> Option<Fault> {
+        let (fault, left) = self.faults.front_mut()?;
+        let fault = *fault;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.faults.pop_front();
+        }
+        Some(fault)
+    }
+
+    fn rate_limit(&mut self) -> Result<(), Refusal> {
+        let Some(bucket) = self.bucket.as_mut() else {
+            return Ok(());
+        };
+        bucket.take(Instant::now()).map_err(|wait| {
+            self.rate_limited += 1;
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            rate_limited(secs.max(1))
+        })
+    }
+
+    fn authorize(&mut self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented == Some(token.as_str()) {
+            return Ok(());
+        }
+        self.rejected += 1;
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ))
+    }
+}
+
+/// A cheaply clonable handle on one sandbox CRM; every clone sees the same contacts.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxCrm {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SandboxCrm {
+    /// An empty sandbox without token, rate limit or faults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the `/contacts` routes.
+    pub fn with_token(self, token: impl Into<String>) -> Self {
+        self.set_token(Some(token.into()));
+        self
+    }
+
+    /// Allows at most `max_rps` requests per second on the `/contacts` routes.
+    pub fn with_rate_limit(self, max_rps: u32) -> Self {
+        self.set_rate_limit(Some(max_rps));
+        self
+    }
+
+    /// Sets or removes the required token.
+    pub fn set_token(&self, token: Option<String>) {
+        self.lock().token = token;
+    }
+
+    /// Sets or removes the rate limit (requests per second).
+    pub fn set_rate_limit(&self, max_rps: Option<u32>) {
+        self.lock().bucket = max_rps.map(TokenBucket::new);
+    }
+
+    /// Queues a fault (or clears the queue for [`FaultSpec::Clear`]).
+    pub fn inject(&self, fault: FaultSpec) {
+        let mut inner = self.lock();
+        let (fault, count) = match fault {
+            FaultSpec::Clear => {
+                inner.faults.clear();
+                return;
+            }
+            FaultSpec::Status { status, count } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (Fault::Status(status), count)
+            }
+            FaultSpec::RateLimit {
+                retry_after_secs,
+                count,
+            } => (Fault::RateLimit(retry_after_secs), count),
+            FaultSpec::Delay { millis, count } => {
+                (Fault::Delay(Duration::from_millis(millis)), count)
+            }
+        };
+        if count > 0 {
+            inner.faults.push_back((fault, count));
+        }
+    }
+
+    /// Answers the next `count` writes with `status`.
+    pub fn inject_status(&self, status: u16, count: u32) {
+        self.inject(FaultSpec::Status { status, count });
+    }
+
+    /// Answers the next `count` writes with `429` and `Retry-After: retry_after_secs`.
+    pub fn inject_rate_limit(&self, retry_after_secs: u64, count: u32) {
+        self.inject(FaultSpec::RateLimit {
+            retry_after_secs,
+            count,
+        });
+    }
+
+    /// Applies the next `count` writes but answers each only after `delay`.
+    pub fn inject_delay(&self, delay: Duration, count: u32) {
+        self.inject(FaultSpec::Delay {
+            millis: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            count,
+        });
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.inject(FaultSpec::Clear);
+    }
+
+    /// How many requests the queued faults will still answer.
+    pub fn pending_faults(&self) -> u64 {
+        self.lock().faults.iter().map(|(_, n)| u64::from(*n)).sum()
+    }
+
+    /// The stored contact with this external id.
+    pub fn contact(&self, external_id: &str) -> Option<StoredContact> {
+        self.lock().contacts.get(external_id).cloned()
+    }
+
+    /// How many contacts are stored.
+    pub fn contacts_len(&self) -> usize {
+        self.lock().contacts.len()
+    }
+
+    /// How many writes this external id received.
+    pub fn writes_for(&self, external_id: &str) -> u64 {
+        self.lock()
+            .contacts
+            .get(external_id)
+            .map_or(0, |c| c.writes)
+    }
+
+    /// How many writes were applied in all.
+    pub fn total_writes(&self) -> u64 {
+        self.lock().total_writes
+    }
+
+    /// How many writes carried a version lower than the stored one.
+    pub fn version_regressions(&self) -> u64 {
+        self.lock().version_regressions
+    }
+
+    /// How many requests were refused with `400`, `401` or `422`.
+    pub fn rejected(&self) -> u64 {
+        self.lock().rejected
+    }
+
+    /// All counters at once.
+    pub fn stats(&self) -> SandboxStats {
+        let inner = self.lock();
+        SandboxStats {
+            contacts: inner.contacts.len(),
+            writes: inner.total_writes,
+            version_regressions: inner.version_regressions,
+            replays: inner.replays,
+            rejected: inner.rejected,
+            rate_limited: inner.rate_limited,
+            faults_served: inner.faults_served,
+        }
+    }
+
+    /// Every stored contact, ordered by external id.
+    pub fn snapshot(&self) -> Vec<StoredContact> {
+        self.lock().contacts.values().cloned().collect()
+    }
+
+    /// The HTTP routes of this sandbox.
+    pub fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    /// Binds `addr` (port 0 picks a free one) and serves this sandbox in a background task
+    /// until the task is aborted or the runtime ends.
+    pub async fn serve(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let app = router(self);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "sandbox crm stopped serving");
+            }
+        });
+        tracing::info!(addr = %local, "sandbox crm listening");
+        Ok((local, task))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters for a sandbox: keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Faults and rate limit in front of a write: an answer, or the delay to apply.
+    fn gate_put(&self) -> Result<Option<Duration>, Refusal> {
+        let mut inner = self.lock();
+        let delay = match inner.next_fault() {
+            Some(Fault::Status(status)) => {
+                inner.faults_served += 1;
+                return Err(error(
+                    status,
+                    "injected_fault",
+                    "fault injected by the sandbox",
+                ));
+            }
+            Some(Fault::RateLimit(secs)) => {
+                inner.faults_served += 1;
+                return Err(rate_limited(secs));
+            }
+            Some(Fault::Delay(delay)) => Some(delay),
+            None => None,
+        };
+        inner.rate_limit()?;
+        Ok(delay)
+    }
+
+    /// Authorises, validates and applies one write.
+    fn apply_put(&self, path_id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+        let mut inner = self.lock();
+        if let Err(refusal) = inner.authorize(headers) {
+            return refusal.into_response();
+        }
+        let upsert = match validate(path_id, headers, body) {
+            Ok(u) => u,
+            Err(refusal) => {
+                inner.rejected += 1;
+                return refusal.into_response();
+            }
+        };
+        let now = Utc::now();
+        let inner = &mut *inner;
+        inner.total_writes += 1;
+        let next_id = inner.next_id + 1;
+        let mut created = false;
+        let contact = inner
+            .contacts
+            .entry(upsert.external_id.clone())
+            .or_insert_with(|| {
+                created = true;
+                StoredContact {
+                    id: format!("crm-{next_id:08}"),
+                    external_id: upsert.external_id.clone(),
+                    version: upsert.version,
+                    source: String::new(),
+                    envelope_id: String::new(),
+                    fields: Value::Null,
+                    writes: 0,
+                    created_at: now,
+                    updated_at: now,
+                }
+            });
+        if created {
+            inner.next_id = next_id;
+        } else {
+            inner.version_regressions += u64::from(contact.version > upsert.version);
+            inner.replays += u64::from(contact.envelope_id == upsert.envelope_id);
+        }
+        contact.version = upsert.version;
+        contact.source = upsert.source;
+        contact.envelope_id = upsert.envelope_id;
+        contact.fields = upsert.fields;
+        contact.writes += 1;
+        contact.updated_at = now;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let body = json!({
+            "id": contact.id,
+            "external_id": contact.external_id,
+            "version": contact.version,
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The routes of the sandbox CRM over `state`.
+pub fn router(state: SandboxCrm) -> Router {
+    Router::new()
+        .route("/contacts/{external_id}", put(put_contact).get(get_contact))
+        .route("/_sandbox/faults", post(post_fault))
+        .route("/_sandbox/stats", get(get_stats))
+        .route("/_sandbox/contacts", get(get_contacts))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Binds `addr` and serves a new, empty sandbox; returns the bound address, a handle on the
+/// sandbox and the serving task.
+pub async fn serve(
+    addr: impl tokio::net::ToSocketAddrs,
+) -> std::io::Result<(SocketAddr, SandboxCrm, JoinHandle<()>)> {
+    let crm = SandboxCrm::new();
+    let (local, task) = crm.clone().serve(addr).await?;
+    Ok((local, crm, task))
+}
+
+struct Upsert {
+    external_id: String,
+    version: i64,
+    source: String,
+    envelope_id: String,
+    fields: Value,
+}
+
+/// Checks headers and body of a write; the answer to send back when they are wrong.
+fn validate(path_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Upsert, Refusal> {
+    let unprocessable =
+        |code: &'static str, message: &str| error(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    let Some(idempotency_key) = headers
+        .get("idempotency-key")
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.is_empty())
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "missing_idempotency_key",
+            "the Idempotency-Key header is required",
+        ));
+    };
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(body) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    };
+    let mut text = |name: &str| match body.remove(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(unprocessable(
+            "invalid_field",
+            &format!("{name} must be a non-empty string"),
+        )),
+        None => Err(unprocessable(
+            "missing_field",
+            &format!("{name} is required"),
+        )),
+    };
+    let external_id = text("external_id")?;
+    let source = text("source")?;
+    let envelope_id = text("envelope_id")?;
+    let version = match body.remove("version") {
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| unprocessable("invalid_field", "version must be an integer"))?,
+        None => return Err(unprocessable("missing_field", "version is required")),
+    };
+    let fields = match body.remove("fields") {
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(unprocessable("invalid_field", "fields must be an object")),
+        None => return Err(unprocessable("missing_field", "fields is required")),
+    };
+    if let Some(extra) = body.keys().next() {
+        return Err(unprocessable(
+            "unknown_field",
+            &format!("{extra} is not a contact upsert field"),
+        ));
+    }
+    if external_id != path_id {
+        return Err(unprocessable(
+            "external_id_mismatch",
+            "external_id differs from the one in the path",
+        ));
+    }
+    if idempotency_key != envelope_id.as_bytes() {
+        return Err(unprocessable(
+            "idempotency_key_mismatch",
+            "Idempotency-Key differs from envelope_id",
+        ));
+    }
+    Ok(Upsert {
+        external_id,
+        version,
+        source,
+        envelope_id,
+        fields,
+    })
+}
+
+async fn put_contact(
+    State(crm): State<SandboxCrm>,
+    Path(external_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let delay = match crm.gate_put() {
+        Ok(delay) => delay,
+        Err(answer) => return answer.into_response(),
+    };
+    let answer = crm.apply_put(&external_id, &headers, &body);
+    tracing::debug!(
+        status = answer.status().as_u16(),
+        "sandbox crm: contact upsert"
+    );
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+async fn get_contact(
+    State(crm): State<SandboxCrm>,
+    Path(external_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let found = {
+        let mut inner = crm.lock();
+        if let Err(answer) = inner.rate_limit() {
+            return answer.into_response();
+        }
+        if let Err(answer) = inner.authorize(&headers) {
+            return answer.into_response();
+        }
+        inner.contacts.get(&external_id).cloned()
+    };
+    match found {
+        Some(contact) => (StatusCode::OK, axum::Json(contact)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no contact with this external id",
+        )
+        .into_response(),
+    }
+}
+
+async fn post_fault(State(crm): State<SandboxCrm>, body: Bytes) -> Response {
+    let spec: FaultSpec = match serde_json::from_slice(&body) {
+        Ok(spec) => spec,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_fault",
+                "expected {\"kind\": \"status\"|\"rate_limit\"|\"delay\"|\"clear\", ...}",
+            )
+            .into_response();
+        }
+    };
+    if matches!(spec, FaultSpec::Status { status, .. } if !(100..=599).contains(&status)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_fault",
+            "status must be between 100 and 599",
+        )
+        .into_response();
+    }
+    crm.inject(spec);
+    let pending = crm.pending_faults();
+    (StatusCode::OK, axum::Json(json!({ "pending": pending }))).into_response()
+}
+
+async fn get_stats(State(crm): State<SandboxCrm>) -> Response {
+    (StatusCode::OK, axum::Json(crm.stats())).into_response()
+}
+
+async fn get_contacts(State(crm): State<SandboxCrm>) -> Response {
+    (StatusCode::OK, axum::Json(crm.snapshot())).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+}
+
+/// An error answer: `{ "error": code, "message": message }`, maybe with `Retry-After`.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<u64>,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "message": self.message });
+        let mut answer = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        answer
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.into(),
+        retry_after_secs: None,
+    }
+}
+
+fn rate_limited(retry_after_secs: u64) -> Refusal {
+    Refusal {
+        retry_after_secs: Some(retry_after_secs),
+        ..error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use adapters::crm::rest::{ContactUpsert, CrmError, CrmRestClient, CrmRestConfig};
+
+    fn http() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
+    fn upsert(external_id: &str, version: i64) -> ContactUpsert {
+        ContactUpsert {
+            external_id: external_id.to_owned(),
+            version,
+            source: "abs".to_owned(),
+            envelope_id: format!("env-{external_id}-{version}"),
+            fields: json!({ "last_name": "Петрова", "phone": "+79990001122" }),
+        }
+    }
+
+    fn client(addr: SocketAddr, token: Option<&str>) -> CrmRestClient {
+        CrmRestClient::new(CrmRestConfig {
+            token: token.map(str::to_owned),
+            initial_backoff_ms: 10,
+            max_backoff_ms: 50,
+            timeout_ms: 2_000,
+            ..CrmRestConfig::new(format!("http://{addr}"))
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_update_and_read_back() {
+        let crm = SandboxCrm::new().with_token("tkn");
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, Some("tkn"));
+
+        let first = c.upsert(&upsert("C/1 ж", 1)).await.unwrap();
+        assert!(first.created);
+        assert_eq!((first.external_id.as_str(), first.version), ("C/1 ж", 1));
+        let second = c.upsert(&upsert("C/1 ж", 2)).await.unwrap();
+        assert!(!second.created);
+        assert_eq!(second.id, first.id, "the crm id is stable");
+        c.upsert(&upsert("C-2", 7)).await.unwrap();
+
+        assert_eq!(crm.contacts_len(), 2);
+        assert_eq!(crm.writes_for("C/1 ж"), 2);
+        assert_eq!(crm.writes_for("nobody"), 0);
+        assert_eq!(crm.total_writes(), 3);
+        assert_eq!(crm.version_regressions(), 0);
+        let stored = crm.contact("C/1 ж").unwrap();
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.fields["last_name"], "Петрова");
+        assert!(!format!("{stored:?}").contains("Петрова"));
+        let ids: Vec<String> = crm.snapshot().into_iter().map(|c| c.external_id).collect();
+        assert_eq!(ids, ["C-2", "C/1 ж"]);
+
+        let got: Value = http()
+            .get(c.contact_url("C/1 ж"))
+            .bearer_auth("tkn")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (got["id"].as_str(), got["version"].as_i64()),
+            (Some(first.id.as_str()), Some(2))
+        );
+        let missing = http()
+            .get(c.contact_url("nobody"))
+            .bearer_auth("tkn")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn version_regressions_and_replays_are_applied_and_counted() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, None);
+        c.upsert(&upsert("K", 5)).await.unwrap();
+        c.upsert(&upsert("K", 5)).await.unwrap();
+        c.upsert(&upsert("K", 3)).await.unwrap();
+        let stats = crm.stats();
+        assert_eq!(
+            (
+                stats.contacts,
+                stats.writes,
+                stats.replays,
+                stats.version_regressions
+            ),
+            (1, 3, 1, 1)
+        );
+        assert_eq!(
+            crm.contact("K").unwrap().version,
+            3,
+            "applied like a real CRM would"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_is_required_when_configured() {
+        let crm = SandboxCrm::new().with_token("right");
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        for token in [None, Some("wrong")] {
+            let err = client(addr, token)
+                .upsert_with_retry(&upsert("A", 1))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), Some(401));
+            assert!(err.is_auth() && !err.is_transient());
+            assert_eq!(err.attempts(), Some(1));
+        }
+        assert_eq!(crm.rejected(), 2);
+        assert_eq!(crm.total_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn invalid_bodies_are_refused() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{addr}/contacts/A");
+        let good = json!({
+            "external_id": "A", "version": 1, "source": "s", "envelope_id": "e", "fields": {}
+        });
+        let with = |key: &str, value: Value| {
+            let mut body = good.clone();
+            match value {
+                Value::Null => body.as_object_mut().unwrap().remove(key),
+                v => body.as_object_mut().unwrap().insert(key.to_owned(), v),
+            };
+            body
+        };
+        let cases: Vec<(Value, Option<&str>, u16, &str)> = vec![
+            (good.clone(), None, 400, "missing_idempotency_key"),
+            (json!([1]), Some("e"), 400, "invalid_json"),
+            (
+                with("external_id", Value::Null),
+                Some("e"),
+                422,
+                "missing_field",
+            ),
+            (with("fields", Value::Null), Some("e"), 422, "missing_field"),
+            (
+                with("external_id", json!("B")),
+                Some("e"),
+                422,
+                "external_id_mismatch",
+            ),
+            (with("version", json!("1")), Some("e"), 422, "invalid_field"),
+            (with("fields", json!([])), Some("e"), 422, "invalid_field"),
+            (with("source", json!("")), Some("e"), 422, "invalid_field"),
+            (with("x", json!(1)), Some("e"), 422, "unknown_field"),
+            (good.clone(), Some("other"), 422, "idempotency_key_mismatch"),
+        ];
+        let n = cases.len() as u64;
+        for (body, key, status, code) in cases {
+            let mut req = http().put(&url).json(&body);
+            if let Some(key) = key {
+                req = req.header("Idempotency-Key", key);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status().as_u16(), status, "{code}");
+            let answer: Value = res.json().await.unwrap();
+            assert_eq!(answer["error"], code);
+        }
+        assert_eq!(crm.rejected(), n);
+        assert_eq!(crm.contacts_len(), 0);
+        let res = http()
+            .put(&url)
+            .header("Idempotency-Key", "e")
+            .json(&good)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
+    #[tokio::test]
+    async fn injected_faults_are_served_in_order_then_the_write_lands() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        crm.inject_status(503, 3);
+        crm.inject_rate_limit(1, 1);
+        assert_eq!(crm.pending_faults(), 4);
+        let started = Instant::now();
+        let (ack, attempts) = client(addr, None)
+            .upsert_with_retry(&upsert("F", 1))
+            .await
+            .unwrap();
+        assert_eq!(attempts, 5);
+        assert!(ack.created);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        let stats = crm.stats();
+        assert_eq!((stats.faults_served, stats.writes), (4, 1));
+        assert_eq!(crm.pending_faults(), 0);
+    }
+
+    #[tokio::test]
+    async fn faults_over_http_and_clear() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        let faults = format!("http://{addr}/_sandbox/faults");
+        let post = |body: Value| http().post(&faults).json(&body).send();
+        let res = post(json!({ "kind": "status", "status": 502, "count": 2 }))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        post(json!({ "kind": "rate_limit", "retry_after_secs": 1, "count": 3 }))
+            .await
+            .unwrap();
+        let res = post(json!({ "kind": "delay", "millis": 10 }))
+            .await
+            .unwrap();
+        assert_eq!(res.json::<Value>().await.unwrap()["pending"], 6);
+        for bad in [
+            json!({ "kind": "boom" }),
+            json!({ "kind": "status", "status": 42 }),
+        ] {
+            assert_eq!(post(bad).await.unwrap().status(), 400);
+        }
+
+        let c = client(addr, None);
+        let err = c.upsert(&upsert("A", 1)).await.unwrap_err();
+        assert_eq!(err.status(), Some(502));
+        assert_eq!(err.code(), Some("injected_fault"));
+        c.upsert(&upsert("A", 1)).await.unwrap_err();
+        let err = c.upsert(&upsert("A", 1)).await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.retry_after()),
+            (Some(429), Some(Duration::from_secs(1)))
+        );
+
+        post(json!({ "kind": "clear" })).await.unwrap();
+        assert_eq!(crm.pending_faults(), 0);
+        c.upsert(&upsert("A", 1)).await.unwrap();
+
+        let stats: SandboxStats = http()
+            .get(format!("http://{addr}/_sandbox/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats, crm.stats());
+        assert_eq!(
+            (stats.contacts, stats.writes, stats.faults_served),
+            (1, 1, 3)
+        );
+        let all: Vec<Value> = http()
+            .get(format!("http://{addr}/_sandbox/contacts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn delay_applies_the_write_but_times_the_caller_out() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        crm.inject_delay(Duration::from_millis(1500), 1);
+        let c = CrmRestClient::new(CrmRestConfig {
+            timeout_ms: 300,
+            initial_backoff_ms: 10,
+            max_backoff_ms: 50,
+            ..CrmRestConfig::new(format!("http://{addr}"))
+        })
+        .unwrap();
+        let err = c.upsert(&upsert("D", 1)).await.unwrap_err();
+        assert!(matches!(err, CrmError::Timeout { .. }), "{err:?}");
+        assert_eq!(
+            crm.writes_for("D"),
+            1,
+            "committed although the caller timed out"
+        );
+        let (ack, attempts) = c.upsert_with_retry(&upsert("D", 1)).await.unwrap();
+        assert_eq!((attempts, ack.created), (1, false));
+        assert_eq!(crm.stats().replays, 1);
+        assert_eq!(crm.version_regressions(), 0);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_429_with_retry_after() {
+        let crm = SandboxCrm::new().with_rate_limit(2);
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, None);
+        let mut limited = None;
+        for i in 0..5 {
+            if let Err(e) = c.upsert(&upsert(&format!("R{i}"), 1)).await {
+                limited = Some(e);
+                break;
+            }
+        }
+        let err = limited.expect("a burst over the limit is refused");
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+        assert!(crm.stats().rate_limited >= 1);
+        let (_, attempts) = c.upsert_with_retry(&upsert("R-last", 1)).await.unwrap();
+        assert!(attempts >= 1);
+        crm.set_rate_limit(None);
+        for i in 0..10 {
+            c.upsert(&upsert(&format!("S{i}"), 1)).await.unwrap();
+        }
+    }
+
+    #[test]
+    fn token_bucket_refills() {
+        let mut bucket = TokenBucket::new(2);
+        let t0 = bucket.last;
+        assert!(bucket.take(t0).is_ok());
+        assert!(bucket.take(t0).is_ok());
+        let wait = bucket.take(t0).unwrap_err();
+        assert!(
+            wait <= Duration::from_millis(500) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
+        assert!(bucket.take(t0 + Duration::from_millis(500)).is_ok());
+        assert!(bucket.take(t0 + Duration::from_secs(10)).is_ok());
+    }
+
+    #[test]
+    fn fault_specs_parse() {
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{ "kind": "status", "status": 503, "count": 5 }"#).unwrap();
+        assert_eq!(
+            spec,
+            FaultSpec::Status {
+                status: 503,
+                count: 5
+            }
+        );
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{ "kind": "delay", "millis": 15000 }"#).unwrap();
+        assert_eq!(
+            spec,
+            FaultSpec::Delay {
+                millis: 15000,
+                count: 1
+            }
+        );
+        let spec: FaultSpec = serde_json::from_str(r#"{ "kind": "clear" }"#).unwrap();
+        assert_eq!(spec, FaultSpec::Clear);
+    }
+}

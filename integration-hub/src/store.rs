@@ -1,0 +1,232 @@
+//! The hub's own durable state: the file ledger and the delivered versions per sink.
+//!
+//! - The **file ledger** records, per source, the SHA-256 of every file whose events the bus
+//!   acknowledged. A file whose checksum is in the ledger is not ingested again.
+//! - **Delivered versions** record, per sink and entity key, the highest version the target
+//!   acknowledged. A sink writes here after the target's acknowledgement and before it
+//!   commits its bus offset, so an event re-delivered after a crash, or an older version
+//!   arriving late, is recognised and skipped: effects stay exactly-once and an older
+//!   version never overwrites a newer one.
+//!
+//! Embedded SQLite (WAL, synchronous=FULL). Calls are blocking; async callers go through
+//! `tokio::task::spawn_blocking`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// One file's entry in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub source: String,
+    pub sha256: String,
+    pub file_name: String,
+    pub rows: u64,
+    pub events: u64,
+    pub quarantined: u64,
+}
+
+/// A version a sink delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub entity: String,
+    pub key: String,
+    pub version: i64,
+    pub envelope_id: String,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS file_ledger (
+                source TEXT NOT NULL, sha256 TEXT NOT NULL, file_name TEXT NOT NULL,
+                rows INTEGER NOT NULL, events INTEGER NOT NULL, quarantined INTEGER NOT NULL,
+                completed_at TEXT NOT NULL,
+                PRIMARY KEY (source, sha256));
+             CREATE TABLE IF NOT EXISTS delivered (
+                sink TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL,
+                version INTEGER NOT NULL, envelope_id TEXT NOT NULL, delivered_at TEXT NOT NULL,
+                PRIMARY KEY (sink, entity, key));",
+        )?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError("connection lock poisoned".into()))
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    pub fn ledger_get(&self, source: &str, sha256: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let conn = self.conn()?;
+        let row = conn
+            .query_row(
+                "SELECT file_name, rows, events, quarantined FROM file_ledger
+                 WHERE source = ?1 AND sha256 = ?2",
+                params![source, sha256],
+                |r| {
+                    Ok(LedgerEntry {
+                        source: source.to_string(),
+                        sha256: sha256.to_string(),
+                        file_name: r.get(0)?,
+                        rows: r.get::<_, i64>(1)? as u64,
+                        events: r.get::<_, i64>(2)? as u64,
+                        quarantined: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Records a file as ingested. Call only after the bus acknowledged all of its events.
+    pub fn ledger_put(&self, e: &LedgerEntry) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT OR IGNORE INTO file_ledger
+             (source, sha256, file_name, rows, events, quarantined, completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                e.source,
+                e.sha256,
+                e.file_name,
+                e.rows as i64,
+                e.events as i64,
+                e.quarantined as i64,
+                chrono::Utc::now().to_rfc3339()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn ledger_len(&self, source: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn()?.query_row(
+            "SELECT COUNT(*) FROM file_ledger WHERE source = ?1",
+            params![source],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// The delivered version of each `(entity, key)`, or `None`.
+    pub fn delivered_versions(
+        &self,
+        sink: &str,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT version FROM delivered WHERE sink = ?1 AND entity = ?2 AND key = ?3",
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (entity, key) in keys {
+            out.push(
+                stmt.query_row(params![sink, entity, key], |r| r.get(0))
+                    .optional()?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records what the target acknowledged; never lowers a stored version.
+    pub fn record_delivered(&self, sink: &str, items: &[Delivered]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let now = chrono::Utc::now().to_rfc3339();
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO delivered (sink, entity, key, version, envelope_id, delivered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (sink, entity, key) DO UPDATE SET
+                   version = excluded.version, envelope_id = excluded.envelope_id,
+                   delivered_at = excluded.delivered_at
+                 WHERE excluded.version > delivered.version",
+            )?;
+            for d in items {
+                stmt.execute(params![sink, d.entity, d.key, d.version, d.envelope_id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delivered_count(&self, sink: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn()?.query_row(
+            "SELECT COUNT(*) FROM delivered WHERE sink = ?1",
+            params![sink],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_version_never_goes_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        let d = |v: i64| Delivered {
+            entity: "party".into(),
+            key: "k1".into(),
+            version: v,
+            envelope_id: format!("id{v}"),
+        };
+        s.record_delivered("crm", &[d(5)]).unwrap();
+        s.record_delivered("crm", &[d(3)]).unwrap();
+        let keys = vec![("party".to_string(), "k1".to_string())];
+        assert_eq!(s.delivered_versions("crm", &keys).unwrap(), vec![Some(5)]);
+        s.record_delivered("crm", &[d(9)]).unwrap();
+        assert_eq!(s.delivered_versions("crm", &keys).unwrap(), vec![Some(9)]);
+        assert_eq!(s.delivered_versions("other", &keys).unwrap(), vec![None]);
+    }
+
+    #[test]
+    fn ledger_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let e = LedgerEntry {
+            source: "abs".into(),
+            sha256: "ab".into(),
+            file_name: "f.csv".into(),
+            rows: 3,
+            events: 2,
+            quarantined: 1,
+        };
+        Store::open(&path).unwrap().ledger_put(&e).unwrap();
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.ledger_get("abs", "ab").unwrap(), Some(e));
+        assert_eq!(s.ledger_get("abs", "cd").unwrap(), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! Telemetry as typed events: each function here is one thing worth logging or counting.
+//! It writes the structured log line, bumps the Prometheus metric and updates the in-process
+//! [`Stats`] (read by `hub demo` and `hub bench` for their summaries), so metric names live
+//! in this one module. No event carries personal data: keys are source ids, never names,
+//! phones or document numbers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use metrics::{counter, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const SYNC_LAG: &str = "hub_sync_lag_seconds";
+
+/// Buckets of the sync-lag histogram, in seconds.
+const LAG_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once; returns its handle.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(SYNC_LAG.to_string()), LAG_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Counters of one hub process, for summaries.
+#[derive(Default)]
+pub struct Stats {
+    pub rows_read: AtomicU64,
+    pub events_published: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub files_ingested: AtomicU64,
+    pub files_duplicate: AtomicU64,
+    pub files_failed: AtomicU64,
+    pub delivered: AtomicU64,
+    pub skipped: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub retries: AtomicU64,
+    /// Events whose bus offsets a sink committed.
+    pub committed: AtomicU64,
+    /// Quarantined rows by field.
+    pub quarantine_reasons: Mutex<BTreeMap<String, u64>>,
+    /// Sync lag of every delivered event, in seconds.
+    pub lags: Mutex<Vec<f64>>,
+}
+
+impl Stats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Events the sinks have finished with (delivered, skipped as already applied, or
+    /// dead-lettered).
+    pub fn settled(&self) -> u64 {
+        Self::get(&self.delivered) + Self::get(&self.skipped) + Self::get(&self.dead_lettered)
+    }
+
+    /// The `q`-quantile (0..=1) of sync lag, seconds.
+    pub fn lag_quantile(&self, q: f64) -> Option<f64> {
+        let mut v = self.lags.lock().ok()?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let idx = ((v.len() - 1) as f64 * q).round() as usize;
+        v.get(idx).copied()
+    }
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+pub fn file_claimed(stats: &Stats, source: &str, file: &str, size: u64) {
+    let _ = stats;
+    tracing::info!(event = "file_claimed", source, file, size, "file claimed for processing");
+}
+
+pub fn file_duplicate(stats: &Stats, source: &str, file: &str, sha256: &str, first_name: &str) {
+    bump(&stats.files_duplicate, 1);
+    counter!("hub_source_files_total", "source" => source.to_string(), "outcome" => "duplicate")
+        .increment(1);
+    tracing::info!(
+        event = "file_duplicate",
+        source,
+        file,
+        sha256,
+        first_ingested_as = first_name,
+        "file already ingested (same sha-256); nothing to do"
+    );
+}
+
+pub fn file_ingested(
+    stats: &Stats,
+    source: &str,
+    file: &str,
+    rows: u64,
+    events: u64,
+    quarantined: u64,
+) {
+    bump(&stats.files_ingested, 1);
+    counter!("hub_source_files_total", "source" => source.to_string(), "outcome" => "ingested")
+        .increment(1);
+    tracing::info!(
+        event = "file_ingested",
+        source,
+        file,
+        rows,
+        events,
+        quarantined,
+        "file ingested and archived"
+    );
+}
+
+pub fn file_failed(stats: &Stats, source: &str, file: &str, reason: &str) {
+    bump(&stats.files_failed, 1);
+    counter!("hub_source_files_total", "source" => source.to_string(), "outcome" => "failed")
+        .increment(1);
+    tracing::error!(event = "file_failed", source, file, reason, "file moved to failed/");
+}
+
+pub fn rows_read(stats: &Stats, source: &str, n: u64) {
+    bump(&stats.rows_read, n);
+    counter!("hub_source_records_read_total", "source" => source.to_string()).increment(n);
+}
+
+pub fn row_quarantined(stats: &Stats, source: &str, file: &str, line: u64, field: &str, reason: &str) {
+    bump(&stats.quarantined, 1);
+    if let Ok(mut m) = stats.quarantine_reasons.lock() {
+        *m.entry(field.to_string()).or_default() += 1;
+    }
+    counter!("hub_source_records_quarantined_total", "source" => source.to_string(), "field" => field.to_string())
+        .increment(1);
+    tracing::debug!(event = "row_quarantined", source, file, line, field, reason, "row quarantined");
+}
+
+pub fn events_published(stats: &Stats, source: &str, topic: &str, n: u64) {
+    bump(&stats.events_published, n);
+    counter!("hub_source_events_published_total", "source" => source.to_string()).increment(n);
+    tracing::debug!(event = "events_published", source, topic, n, "bus acknowledged events");
+}
+
+pub fn delivered(stats: &Stats, sink: &str, source: &str, entity: &str, lag_seconds: f64) {
+    bump(&stats.delivered, 1);
+    if let Ok(mut l) = stats.lags.lock() {
+        l.push(lag_seconds);
+    }
+    counter!("hub_sink_records_delivered_total", "sink" => sink.to_string(), "source" => source.to_string(), "entity" => entity.to_string())
+        .increment(1);
+    histogram!(SYNC_LAG, "source" => source.to_string(), "entity" => entity.to_string())
+        .record(lag_seconds);
+}
+
+pub fn skipped(stats: &Stats, sink: &str, reason: &'static str, n: u64) {
+    bump(&stats.skipped, n);
+    counter!("hub_sink_records_skipped_total", "sink" => sink.to_string(), "reason" => reason)
+        .increment(n);
+}
+
+pub fn committed(stats: &Stats, sink: &str, n: u64) {
+    bump(&stats.committed, n);
+    counter!("hub_sink_records_committed_total", "sink" => sink.to_string()).increment(n);
+}
+
+pub fn retried(stats: &Stats, sink: &str, n: u64) {
+    bump(&stats.retries, n);
+    counter!("hub_sink_retries_total", "sink" => sink.to_string()).increment(n);
+}
+
+pub fn delivery_failed(sink: &str, key: &str, transient: bool, reason: &str) {
+    let kind = if transient { "transient" } else { "permanent" };
+    counter!("hub_sink_records_failed_total", "sink" => sink.to_string(), "kind" => kind)
+        .increment(1);
+    tracing::warn!(event = "delivery_failed", sink, key, kind, reason, "delivery failed");
+}
+
+pub fn dead_lettered(stats: &Stats, sink: &str, key: &str, reason: &str) {
+    bump(&stats.dead_lettered, 1);
+    counter!("hub_dead_letters_total", "sink" => sink.to_string()).increment(1);
+    tracing::error!(event = "dead_lettered", sink, key, reason, "event sent to the dead-letter topic");
+}
+
+pub fn task_restarted(task: &str, reason: &str, attempt: u32) {
+    counter!("hub_task_restarts_total", "task" => task.to_string()).increment(1);
+    tracing::error!(event = "task_restarted", task, reason, attempt, "task failed; restarting");
+}

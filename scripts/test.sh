@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, starts a real Apache Kafka broker on
+# 127.0.0.1:9092, then runs formatting and lint checks and every test of the workspace,
+# the Kafka end-to-end and conformance suites included. The broker is stopped at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+scripts/kafka.sh start
+trap 'scripts/kafka.sh stop || true' EXIT
+
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

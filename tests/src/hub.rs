@@ -1,0 +1,207 @@
+//! Runs the `hub` binary as a child process against a config written for the test, and waits
+//! for conditions with bounded polling (never a bare sleep).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The `hub` binary built next to this test executable (or `HUB_BIN`).
+pub fn hub_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUB_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/hub
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    profile_dir.join("hub")
+}
+
+/// Which bus a test config uses.
+#[derive(Debug, Clone)]
+pub enum TestBus {
+    Embedded,
+    Kafka { bootstrap: String },
+}
+
+/// A config for one file-drop source (the demo's column layout) and one CRM sink.
+pub fn write_config(
+    dir: &Path,
+    bus: &TestBus,
+    topic_prefix: &str,
+    crm_base_url: &str,
+    http_listen: &str,
+) -> anyhow::Result<PathBuf> {
+    let bus = match bus {
+        TestBus::Embedded => format!("kind = \"embedded\"\ntopic_prefix = \"{topic_prefix}\"\n"),
+        TestBus::Kafka { bootstrap } => format!(
+            "kind = \"kafka\"\ntopic_prefix = \"{topic_prefix}\"\n\n[bus.kafka]\nbootstrap_servers = \"{bootstrap}\"\n"
+        ),
+    };
+    let text = format!(
+        r#"[hub]
+data_dir = "var"
+
+[bus]
+{bus}
+[http]
+listen = "{http_listen}"
+
+[[sources]]
+name = "abs-customers"
+kind = "file_drop"
+
+[sources.file_drop]
+inbox = "inbox"
+encoding = "windows-1251"
+done_marker = ".done"
+poll_interval_ms = 100
+
+[sources.columns]
+{columns}
+[[sinks]]
+name = "crm"
+kind = "crm_rest"
+
+[sinks.crm_rest]
+base_url = "{crm_base_url}"
+token = "file:crm.token"
+concurrency = 16
+max_attempts = 6
+initial_backoff_ms = 50
+max_backoff_ms = 2000
+"#,
+        columns = integration_hub::demo_data::COLUMNS_TOML
+    );
+    std::fs::create_dir_all(dir.join("inbox"))?;
+    let path = dir.join("hub.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Drops a file the way a well-behaved exporter does: temp name, rename, done-marker.
+pub fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = inbox.join(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, inbox.join(name))?;
+    std::fs::write(inbox.join(format!("{name}.done")), b"")?;
+    Ok(())
+}
+
+/// A running `hub run --config …` process; killed when dropped.
+pub struct HubProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl HubProcess {
+    pub fn start(config: &Path, log: &Path) -> anyhow::Result<HubProcess> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(hub_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {}", hub_bin().display()))?;
+        Ok(HubProcess {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// SIGKILL: no drain, no commit — a crash.
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("hub did not stop within {within:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Fails if the process has exited.
+    pub fn assert_running(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.child.try_wait()? {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            bail!("hub exited with {s}; last log lines:\n{}", tail.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `within` passes; `what` names it on failure.
+pub async fn wait_for(
+    what: &str,
+    within: Duration,
+    mut cond: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond()? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Files directly in `dir` whose names end with `suffix`.
+pub fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(suffix))
+        })
+        .collect();
+    v.sort();
+    v
+}

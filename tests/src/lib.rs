@@ -1,0 +1,4 @@
+//! Test harness: real Kafka broker control, hub process control, end-to-end helpers.
+
+pub mod hub;
+pub mod kafka;
