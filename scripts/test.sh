@@ -12,4 +12,6 @@ trap 'scripts/kafka.sh stop || true' EXIT
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Builds every binary first: the end-to-end suites run the `hub` binary as a process.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked

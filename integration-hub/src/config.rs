@@ -306,10 +306,20 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         section_of(section("hub"), &[seg("hub")], &spans, &lines, &mut problems);
     let bus: Option<BusSection> =
         section_of(section("bus"), &[seg("bus")], &spans, &lines, &mut problems);
-    let store: Option<StoreSection> =
-        section_of(section("store"), &[seg("store")], &spans, &lines, &mut problems);
-    let http: Option<HttpSection> =
-        section_of(section("http"), &[seg("http")], &spans, &lines, &mut problems);
+    let store: Option<StoreSection> = section_of(
+        section("store"),
+        &[seg("store")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    let http: Option<HttpSection> = section_of(
+        section("http"),
+        &[seg("http")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
     let sources: Vec<Option<SourceConfig>> =
         entries_of(section("sources"), "sources", &spans, &lines, &mut problems);
     let sinks: Vec<Option<SinkConfig>> =
@@ -450,10 +460,14 @@ fn semantic_checks(
                 "`kind = \"crm_rest\"` needs a [sinks.crm_rest] table".into(),
             ),
             (SinkKind::CrmRest, Some(crm)) => {
-                if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://"))
-                {
+                if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://")) {
                     add(
-                        vec![seg("sinks"), Seg::Index(i), seg("crm_rest"), seg("base_url")],
+                        vec![
+                            seg("sinks"),
+                            Seg::Index(i),
+                            seg("crm_rest"),
+                            seg("base_url"),
+                        ],
                         "must start with http:// or https://".into(),
                     );
                 }
@@ -877,15 +891,30 @@ x = 1
         let problems = parse(text, PathBuf::from(".")).unwrap_err();
         let rendered: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         let has = |needle: &str| rendered.iter().any(|r| r.contains(needle));
-        assert!(has("line 4: bus.topic_prefx: unknown field"), "{rendered:#?}");
-        assert!(has("line 9: sources[0].colour: unknown field"), "{rendered:#?}");
+        assert!(
+            has("line 4: bus.topic_prefx: unknown field"),
+            "{rendered:#?}"
+        );
+        assert!(
+            has("line 9: sources[0].colour: unknown field"),
+            "{rendered:#?}"
+        );
         assert!(has("sources[0].file_drop.encoding"), "{rendered:#?}");
         assert!(has("sources[1].kind"), "{rendered:#?}");
-        assert!(has("sinks[0].sources: no source named `nope`"), "{rendered:#?}");
+        assert!(
+            has("sinks[0].sources: no source named `nope`"),
+            "{rendered:#?}"
+        );
         assert!(has("sinks[0].crm_rest.base_url"), "{rendered:#?}");
-        assert!(has("sinks[0].crm_rest.token: secrets must be references"), "{rendered:#?}");
+        assert!(
+            has("sinks[0].crm_rest.token: secrets must be references"),
+            "{rendered:#?}"
+        );
         assert!(has("line 30: metrics: unknown section"), "{rendered:#?}");
-        assert!(has("bus.kind: `kind = \"kafka\"` needs a [bus.kafka] section"), "{rendered:#?}");
+        assert!(
+            has("bus.kind: `kind = \"kafka\"` needs a [bus.kafka] section"),
+            "{rendered:#?}"
+        );
         assert!(problems.len() >= 9, "{rendered:#?}");
     }
 }

@@ -136,7 +136,7 @@ pub async fn run(
         .lock()
         .map(|m| {
             let mut v: Vec<(String, u64)> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1));
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
             v
         })
         .unwrap_or_default();
@@ -202,7 +202,10 @@ fn check(r: &DemoReport, generated: &Generated, crm: &SandboxCrm) -> anyhow::Res
         );
     }
     if r.version_regressions > 0 {
-        bail!("{} older versions overwrote newer ones", r.version_regressions);
+        bail!(
+            "{} older versions overwrote newer ones",
+            r.version_regressions
+        );
     }
     Ok(())
 }

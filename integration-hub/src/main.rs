@@ -13,7 +13,11 @@ use integration_hub::telemetry::{self, Stats};
 use integration_hub::{http, pipeline};
 
 #[derive(Parser)]
-#[command(name = "hub", version, about = "Integration hub: legacy banking systems → CRM")]
+#[command(
+    name = "hub",
+    version,
+    about = "Integration hub: legacy banking systems → CRM"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json, global = true)]
@@ -87,7 +91,10 @@ fn main() -> ExitCode {
     let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench { .. });
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -87,7 +87,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn ledger_get(&self, source: &str, sha256: &str) -> Result<Option<LedgerEntry>, StoreError> {
+    pub fn ledger_get(
+        &self,
+        source: &str,
+        sha256: &str,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
         let conn = self.conn()?;
         let row = conn
             .query_row(
@@ -172,7 +176,14 @@ impl Store {
                  WHERE excluded.version > delivered.version",
             )?;
             for d in items {
-                stmt.execute(params![sink, d.entity, d.key, d.version, d.envelope_id, now])?;
+                stmt.execute(params![
+                    sink,
+                    d.entity,
+                    d.key,
+                    d.version,
+                    d.envelope_id,
+                    now
+                ])?;
             }
         }
         tx.commit()?;

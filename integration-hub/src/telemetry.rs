@@ -83,7 +83,13 @@ fn bump(c: &AtomicU64, n: u64) {
 
 pub fn file_claimed(stats: &Stats, source: &str, file: &str, size: u64) {
     let _ = stats;
-    tracing::info!(event = "file_claimed", source, file, size, "file claimed for processing");
+    tracing::info!(
+        event = "file_claimed",
+        source,
+        file,
+        size,
+        "file claimed for processing"
+    );
 }
 
 pub fn file_duplicate(stats: &Stats, source: &str, file: &str, sha256: &str, first_name: &str) {
@@ -126,7 +132,13 @@ pub fn file_failed(stats: &Stats, source: &str, file: &str, reason: &str) {
     bump(&stats.files_failed, 1);
     counter!("hub_source_files_total", "source" => source.to_string(), "outcome" => "failed")
         .increment(1);
-    tracing::error!(event = "file_failed", source, file, reason, "file moved to failed/");
+    tracing::error!(
+        event = "file_failed",
+        source,
+        file,
+        reason,
+        "file moved to failed/"
+    );
 }
 
 pub fn rows_read(stats: &Stats, source: &str, n: u64) {
@@ -134,20 +146,41 @@ pub fn rows_read(stats: &Stats, source: &str, n: u64) {
     counter!("hub_source_records_read_total", "source" => source.to_string()).increment(n);
 }
 
-pub fn row_quarantined(stats: &Stats, source: &str, file: &str, line: u64, field: &str, reason: &str) {
+pub fn row_quarantined(
+    stats: &Stats,
+    source: &str,
+    file: &str,
+    line: u64,
+    field: &str,
+    reason: &str,
+) {
     bump(&stats.quarantined, 1);
     if let Ok(mut m) = stats.quarantine_reasons.lock() {
         *m.entry(field.to_string()).or_default() += 1;
     }
     counter!("hub_source_records_quarantined_total", "source" => source.to_string(), "field" => field.to_string())
         .increment(1);
-    tracing::debug!(event = "row_quarantined", source, file, line, field, reason, "row quarantined");
+    tracing::debug!(
+        event = "row_quarantined",
+        source,
+        file,
+        line,
+        field,
+        reason,
+        "row quarantined"
+    );
 }
 
 pub fn events_published(stats: &Stats, source: &str, topic: &str, n: u64) {
     bump(&stats.events_published, n);
     counter!("hub_source_events_published_total", "source" => source.to_string()).increment(n);
-    tracing::debug!(event = "events_published", source, topic, n, "bus acknowledged events");
+    tracing::debug!(
+        event = "events_published",
+        source,
+        topic,
+        n,
+        "bus acknowledged events"
+    );
 }
 
 pub fn delivered(stats: &Stats, sink: &str, source: &str, entity: &str, lag_seconds: f64) {
@@ -181,16 +214,35 @@ pub fn delivery_failed(sink: &str, key: &str, transient: bool, reason: &str) {
     let kind = if transient { "transient" } else { "permanent" };
     counter!("hub_sink_records_failed_total", "sink" => sink.to_string(), "kind" => kind)
         .increment(1);
-    tracing::warn!(event = "delivery_failed", sink, key, kind, reason, "delivery failed");
+    tracing::warn!(
+        event = "delivery_failed",
+        sink,
+        key,
+        kind,
+        reason,
+        "delivery failed"
+    );
 }
 
 pub fn dead_lettered(stats: &Stats, sink: &str, key: &str, reason: &str) {
     bump(&stats.dead_lettered, 1);
     counter!("hub_dead_letters_total", "sink" => sink.to_string()).increment(1);
-    tracing::error!(event = "dead_lettered", sink, key, reason, "event sent to the dead-letter topic");
+    tracing::error!(
+        event = "dead_lettered",
+        sink,
+        key,
+        reason,
+        "event sent to the dead-letter topic"
+    );
 }
 
 pub fn task_restarted(task: &str, reason: &str, attempt: u32) {
     counter!("hub_task_restarts_total", "task" => task.to_string()).increment(1);
-    tracing::error!(event = "task_restarted", task, reason, attempt, "task failed; restarting");
+    tracing::error!(
+        event = "task_restarted",
+        task,
+        reason,
+        attempt,
+        "task failed; restarting"
+    );
 }

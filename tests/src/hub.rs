@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// Process-wide set-up every suite calls first: the TLS crypto provider for HTTP clients.
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The `hub` binary built next to this test executable (or `HUB_BIN`).
 pub fn hub_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUB_BIN") {

@@ -29,6 +29,8 @@ use crate::telemetry;
 
 const POLL_MAX: usize = 500;
 const POLL_WAIT: Duration = Duration::from_millis(500);
+/// Acknowledged deliveries recorded in the store per transaction.
+const RECORD_EVERY: usize = 32;
 
 pub async fn run(
     ctx: Ctx,
@@ -130,8 +132,8 @@ async fn deliver_batch(
     let store = ctx.store.clone();
     let sink_name = sink.name.clone();
     let keys2 = keys.clone();
-    let have = tokio::task::spawn_blocking(move || store.delivered_versions(&sink_name, &keys2))
-        .await??;
+    let have =
+        tokio::task::spawn_blocking(move || store.delivered_versions(&sink_name, &keys2)).await??;
     let mut todo = Vec::new();
     let mut already = 0u64;
     for (k, have) in keys.into_iter().zip(have) {
@@ -154,7 +156,10 @@ async fn deliver_batch(
         let client = client.clone();
         let sem = sem.clone();
         jobs.spawn(async move {
-            let _permit = sem.acquire_owned().await;
+            // The permit travels with the result and is released only once the result is
+            // taken in below, so at most `concurrency` acknowledged-but-unrecorded
+            // deliveries exist besides the group waiting to be recorded.
+            let permit = sem.acquire_owned().await;
             let req = ContactUpsert {
                 external_id: env.key.clone(),
                 version: env.version,
@@ -163,26 +168,38 @@ async fn deliver_batch(
                 fields: env.payload.clone(),
             };
             let result = client.upsert_with_retry(&req).await;
-            (env, rec, result, Utc::now())
+            (env, rec, result, Utc::now(), permit)
         });
     }
     let mut acked = Vec::new();
     let mut transient_left = false;
     while let Some(j) = jobs.join_next().await {
-        let (env, rec, result, at) = j.context("delivery task panicked")?;
+        let (env, rec, result, at, permit) = j.context("delivery task panicked")?;
+        drop(permit);
         match result {
             Ok((_ack, attempts)) => {
                 if attempts > 1 {
                     telemetry::retried(&ctx.stats, &sink.name, u64::from(attempts - 1));
                 }
                 let lag = (at - env.event_time).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                telemetry::delivered(&ctx.stats, &sink.name, &env.source, env.entity.as_str(), lag);
+                telemetry::delivered(
+                    &ctx.stats,
+                    &sink.name,
+                    &env.source,
+                    env.entity.as_str(),
+                    lag,
+                );
                 acked.push(Delivered {
                     entity: env.entity.as_str().to_string(),
                     key: env.key.clone(),
                     version: env.version,
                     envelope_id: env.id.clone(),
                 });
+                // Record acknowledgements as they come, in small groups: a crash then
+                // repeats at most one group plus what was in flight, not a whole batch.
+                if acked.len() >= RECORD_EVERY {
+                    record(ctx, &sink.name, std::mem::take(&mut acked)).await?;
+                }
             }
             Err(e) => {
                 let transient = e.is_transient();
@@ -195,11 +212,7 @@ async fn deliver_batch(
             }
         }
     }
-    if !acked.is_empty() {
-        let store = ctx.store.clone();
-        let sink_name = sink.name.clone();
-        tokio::task::spawn_blocking(move || store.record_delivered(&sink_name, &acked)).await??;
-    }
+    record(ctx, &sink.name, acked).await?;
     if !dead.is_empty() {
         let msgs: Vec<OutMessage> = dead
             .iter()
@@ -215,6 +228,16 @@ async fn deliver_batch(
     } else {
         BatchOutcome::Settled
     })
+}
+
+async fn record(ctx: &Ctx, sink: &str, acked: Vec<Delivered>) -> anyhow::Result<()> {
+    if acked.is_empty() {
+        return Ok(());
+    }
+    let store = ctx.store.clone();
+    let sink = sink.to_string();
+    tokio::task::spawn_blocking(move || store.record_delivered(&sink, &acked)).await??;
+    Ok(())
 }
 
 /// A dead letter keeps the original payload and says where it came from and why it failed.
