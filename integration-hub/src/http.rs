@@ -92,3 +92,50 @@ pub async fn serve(
     });
     Ok((addr, handle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use crate::bus::embedded::EmbeddedBus;
+
+    fn state(dir: &std::path::Path) -> AppState {
+        AppState {
+            bus: Arc::new(EmbeddedBus::open(&dir.join("bus.db"), 2).unwrap()),
+            store: Arc::new(Store::open(&dir.join("state.db")).unwrap()),
+        }
+    }
+
+    async fn get(app: Router, uri: &str) -> (StatusCode, String) {
+        let res = app
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(state(dir.path()));
+        assert_eq!(get(app.clone(), "/healthz").await.0, StatusCode::OK);
+        let (status, body) = get(app.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, "bus: ok\nstore: ok\n");
+
+        let stats = telemetry::Stats::default();
+        telemetry::prometheus();
+        telemetry::delivered(&stats, "crm", "abs", "party", 0.3);
+        let (status, body) = get(app, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("hub_sync_lag_seconds_bucket"), "{body}");
+        assert!(body.contains("hub_sink_records_delivered_total"), "{body}");
+    }
+}

@@ -141,6 +141,17 @@ pub fn file_failed(stats: &Stats, source: &str, file: &str, reason: &str) {
     );
 }
 
+pub fn file_progress(source: &str, file: &str, rows: u64, total: u64) {
+    tracing::info!(
+        event = "file_progress",
+        source,
+        file,
+        rows,
+        total,
+        "mapping rows"
+    );
+}
+
 pub fn rows_read(stats: &Stats, source: &str, n: u64) {
     bump(&stats.rows_read, n);
     counter!("hub_source_records_read_total", "source" => source.to_string()).increment(n);

@@ -29,6 +29,8 @@ use crate::telemetry;
 
 /// Events per bus publish call.
 const PUBLISH_BATCH: usize = 1000;
+/// A progress line every this many rows of a large file.
+const PROGRESS_EVERY: u64 = 25_000;
 /// Batches in flight between the mapping thread and the publisher (bounded memory).
 const CHANNEL_BATCHES: usize = 4;
 
@@ -212,8 +214,12 @@ fn map_file(
     let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
     let (mut rows, mut bad) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    let total = file.rows.len() as u64;
     for row in file.rows {
         rows += 1;
+        if rows % PROGRESS_EVERY == 0 {
+            telemetry::file_progress(&source.name, &claimed.original_name, rows, total);
+        }
         let row = match row {
             Ok(r) => r,
             Err(e) => {
