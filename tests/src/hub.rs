@@ -13,18 +13,52 @@ pub fn init() {
 }
 
 /// The `hub` binary built next to this test executable (or `HUB_BIN`).
+///
+/// `cargo test -p hub-tests` does not rebuild another package's binary, so a binary older
+/// than the sources it is built from is refused rather than silently tested.
 pub fn hub_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUB_BIN") {
         return PathBuf::from(p);
     }
     // target/<profile>/deps/<test-exe> → target/<profile>/hub
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
+    let bin = exe
         .parent()
         .and_then(Path::parent)
-        .map(Path::to_path_buf)
+        .map(|d| d.join("hub"))
         .unwrap_or_default();
-    profile_dir.join("hub")
+    let built = modified(&bin);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest_source = ["integration-hub/src", "adapters/src", "mapping/src"]
+        .iter()
+        .filter_map(|d| newest_in(&root.join(d)))
+        .max();
+    if let (Some(built), Some(src)) = (built, newest_source) {
+        assert!(
+            built >= src,
+            "{} is older than its sources: run `cargo build --workspace --bins` first",
+            bin.display()
+        );
+    }
+    bin
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = entry.path();
+        let t = if p.is_dir() {
+            newest_in(&p)
+        } else {
+            modified(&p)
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// Which bus a test config uses.

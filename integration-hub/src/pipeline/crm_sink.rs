@@ -9,7 +9,7 @@
 //! transient failure outlasts its retries the batch is not committed; it is retried after a
 //! pause (already-delivered keys are skipped the second time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,8 +61,19 @@ pub async fn run(
         }
         // Retry the same batch in place until it is fully settled or shutdown comes.
         let mut first_pass = true;
+        let mut dead_keys = HashSet::new();
         loop {
-            match deliver_batch(&ctx, &sink, &client, concurrency, &batch, first_pass).await? {
+            let outcome = deliver_batch(
+                &ctx,
+                &sink,
+                &client,
+                concurrency,
+                &batch,
+                first_pass,
+                &mut dead_keys,
+            )
+            .await?;
+            match outcome {
                 BatchOutcome::Settled => break,
                 BatchOutcome::Retry => {
                     first_pass = false;
@@ -93,6 +104,7 @@ async fn deliver_batch(
     concurrency: usize,
     batch: &[Record],
     first_pass: bool,
+    dead_keys: &mut HashSet<(String, String)>,
 ) -> anyhow::Result<BatchOutcome> {
     // Decode; what cannot be decoded is a permanent failure for the dead-letter topic.
     let mut dead: Vec<(Record, String)> = Vec::new();
@@ -102,7 +114,10 @@ async fn deliver_batch(
         let env: Envelope = match serde_json::from_slice(&rec.payload) {
             Ok(e) => e,
             Err(e) => {
-                dead.push((rec.clone(), format!("cannot decode envelope: {e}")));
+                // Dead-lettered once, on the first pass over the batch.
+                if first_pass {
+                    dead.push((rec.clone(), format!("cannot decode envelope: {e}")));
+                }
                 continue;
             }
         };
@@ -142,6 +157,8 @@ async fn deliver_batch(
         };
         if have.is_some_and(|v| v >= env.version) {
             already += 1;
+        } else if dead_keys.contains(&k) {
+            // Dead-lettered on an earlier pass of this batch: settled, not to be sent again.
         } else {
             todo.push((env, rec.clone()));
         }
@@ -207,6 +224,7 @@ async fn deliver_batch(
                 if transient {
                     transient_left = true;
                 } else {
+                    dead_keys.insert((env.entity.as_str().to_string(), env.key.clone()));
                     dead.push((rec, e.to_string()));
                 }
             }
