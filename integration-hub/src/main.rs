@@ -44,6 +44,9 @@ enum Command {
     Validate {
         #[arg(long)]
         config: PathBuf,
+        /// Also check that the Kafka brokers and the CRMs answer.
+        #[arg(long)]
+        connect: bool,
     },
     /// Run the sources, the bus and the sinks of a config until SIGINT or SIGTERM.
     Run {
@@ -124,7 +127,7 @@ fn init_logs(format: LogFormat, default: &str) {
 
 async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Validate { config } => Ok(validate(&config)),
+        Command::Validate { config, connect } => Ok(validate(&config, connect).await),
         Command::Run { config } => {
             let cfg = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let env = config::check_environment(&cfg);
@@ -207,7 +210,9 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
+/// Static problems first (every one, with its line), then what the machine must provide,
+/// then, with `--connect`, whether the peers answer; each reported separately.
+async fn validate(path: &std::path::Path, connect: bool) -> ExitCode {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -215,18 +220,82 @@ fn validate(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    println!("{}: configuration ok", path.display());
+    let mut failed = false;
     let env = config::check_environment(&cfg);
-    if env.is_empty() {
-        println!("{}: ok", path.display());
-        ExitCode::SUCCESS
-    } else {
-        println!("{}: configuration ok", path.display());
+    if !env.is_empty() {
+        failed = true;
         eprintln!("{}: environment: {} problem(s)", path.display(), env.len());
         for p in &env {
             eprintln!("  {p}");
         }
-        ExitCode::FAILURE
     }
+    if connect {
+        let peers = check_connectivity(&cfg).await;
+        if peers.is_empty() {
+            println!("{}: connectivity ok", path.display());
+        } else {
+            failed = true;
+            eprintln!(
+                "{}: connectivity: {} problem(s)",
+                path.display(),
+                peers.len()
+            );
+            for p in &peers {
+                eprintln!("  {p}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Asks each peer for an answer: the Kafka brokers for metadata, each CRM for any HTTP
+/// response at its base URL.
+async fn check_connectivity(cfg: &config::Config) -> Vec<String> {
+    use std::time::Duration;
+    let mut out = Vec::new();
+    if let (BusKind::Kafka, Some(k)) = (cfg.bus.kind, &cfg.bus.kafka) {
+        match integration_hub::bus::kafka::KafkaBus::new(k) {
+            Ok(bus) => {
+                use integration_hub::bus::Bus;
+                if let Err(e) = bus.ping().await {
+                    out.push(format!("bus.kafka {}: {e}", k.bootstrap_servers));
+                }
+            }
+            Err(e) => out.push(format!("bus.kafka: {e}")),
+        }
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(format!("cannot build an http client: {e}"));
+            return out;
+        }
+    };
+    for s in &cfg.sinks {
+        if let Some(crm) = &s.crm_rest
+            && let Err(e) = client.get(&crm.base_url).send().await
+        {
+            out.push(format!(
+                "sinks `{}`: {} does not answer: {}",
+                s.name,
+                crm.base_url,
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                }
+            ));
+        }
+    }
+    out
 }
 
 /// `hub run`: the pipeline and the HTTP endpoints until SIGINT or SIGTERM, then a drain.

@@ -24,13 +24,69 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn prometheus() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(SYNC_LAG.to_string()), LAG_BUCKETS)
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            describe();
+            Some(handle)
         })
         .clone()
+}
+
+/// The HELP text of every metric (the table in docs/metrics.md says the same).
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        "hub_source_records_read_total",
+        "Data rows read from source files."
+    );
+    describe_counter!(
+        "hub_source_events_published_total",
+        "Events the bus acknowledged, per source."
+    );
+    describe_counter!(
+        "hub_source_records_quarantined_total",
+        "Rows sent to quarantine, by the field that failed."
+    );
+    describe_counter!(
+        "hub_source_files_total",
+        "Files handled, by outcome (ingested, duplicate, failed)."
+    );
+    describe_counter!(
+        "hub_sink_records_delivered_total",
+        "Upserts the target acknowledged."
+    );
+    describe_counter!(
+        "hub_sink_records_skipped_total",
+        "Events not sent because the same or a newer version is or was delivered."
+    );
+    describe_counter!(
+        "hub_sink_records_failed_total",
+        "Deliveries that failed after their in-place retries, by kind."
+    );
+    describe_counter!(
+        "hub_sink_records_committed_total",
+        "Events whose bus offsets a sink committed."
+    );
+    describe_counter!(
+        "hub_sink_retries_total",
+        "Extra attempts spent on transient delivery errors."
+    );
+    describe_counter!(
+        "hub_dead_letters_total",
+        "Events published to the dead-letter topic."
+    );
+    describe_counter!(
+        "hub_task_restarts_total",
+        "Supervised tasks restarted after a failure."
+    );
+    describe_histogram!(
+        SYNC_LAG,
+        metrics::Unit::Seconds,
+        "Target acknowledgement time minus source event time."
+    );
 }
 
 /// Counters of one hub process, for summaries.
