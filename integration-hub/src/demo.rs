@@ -212,7 +212,7 @@ fn check(r: &DemoReport, generated: &Generated, crm: &SandboxCrm) -> anyhow::Res
 
 /// Writes the file under a temporary name, renames it into place, then writes the
 /// done-marker: how a well-behaved exporter drops a file.
-fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = inbox.join(format!(".{name}.part"));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, inbox.join(name))?;
@@ -242,14 +242,47 @@ async fn wait_until(
 }
 
 fn demo_config(opts: &DemoOptions, crm: std::net::SocketAddr) -> String {
-    let bus = match opts.bus {
-        BusKind::Embedded => "kind = \"embedded\"\n".to_string(),
-        BusKind::Kafka => format!(
-            "kind = \"kafka\"\ntopic_prefix = \"demo-{}\"\n\n[bus.kafka]\nbootstrap_servers = \"{}\"\n",
-            std::process::id(),
-            opts.kafka_bootstrap
-        ),
+    let prefix = match opts.bus {
+        BusKind::Embedded => "hub".to_string(),
+        BusKind::Kafka => format!("demo-{}", std::process::id()),
     };
+    config_text(&ConfigSpec {
+        bus: opts.bus,
+        topic_prefix: &prefix,
+        kafka_bootstrap: &opts.kafka_bootstrap,
+        http_listen: None,
+        crm_base_url: &format!("http://{crm}"),
+        crm_extra: "",
+    })
+}
+
+/// What a generated pipeline config varies; the rest is the demo's layout: one file-drop
+/// source with the generator's columns in `inbox/`, one REST CRM sink with its token in
+/// `crm.token`, state in `var/`.
+pub struct ConfigSpec<'a> {
+    pub bus: BusKind,
+    pub topic_prefix: &'a str,
+    pub kafka_bootstrap: &'a str,
+    pub http_listen: Option<&'a str>,
+    pub crm_base_url: &'a str,
+    /// Further `[sinks.crm_rest]` lines (timeouts, attempts).
+    pub crm_extra: &'a str,
+}
+
+/// The config file text for `spec`.
+pub fn config_text(spec: &ConfigSpec<'_>) -> String {
+    let mut bus = format!("topic_prefix = \"{}\"\n", spec.topic_prefix);
+    match spec.bus {
+        BusKind::Embedded => bus.push_str("kind = \"embedded\"\n"),
+        BusKind::Kafka => bus.push_str(&format!(
+            "kind = \"kafka\"\n\n[bus.kafka]\nbootstrap_servers = \"{}\"\n",
+            spec.kafka_bootstrap
+        )),
+    }
+    let http = spec
+        .http_listen
+        .map(|l| format!("[http]\nlisten = \"{l}\"\n\n"))
+        .unwrap_or_default();
     format!(
         r#"# Written by `hub demo`.
 [hub]
@@ -257,7 +290,7 @@ data_dir = "var"
 
 [bus]
 {bus}
-[[sources]]
+{http}[[sources]]
 name = "abs-customers"
 kind = "file_drop"
 entity = "party"
@@ -276,10 +309,12 @@ name = "crm"
 kind = "crm_rest"
 
 [sinks.crm_rest]
-base_url = "http://{crm}"
+base_url = "{crm}"
 token = "file:crm.token"
 concurrency = 16
-"#,
+{extra}"#,
+        crm = spec.crm_base_url,
+        extra = spec.crm_extra,
         columns = demo_data::COLUMNS_TOML
     )
 }

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use integration_hub::config::BusKind;
+use integration_hub::demo::{ConfigSpec, config_text};
 
 /// Process-wide set-up every suite calls first: the TLS crypto provider for HTTP clients.
 pub fn init() {
@@ -68,7 +70,7 @@ pub enum TestBus {
     Kafka { bootstrap: String },
 }
 
-/// A config for one file-drop source (the demo's column layout) and one CRM sink.
+/// The demo's config layout on `bus`, with fast retries for tests.
 pub fn write_config(
     dir: &Path,
     bus: &TestBus,
@@ -76,61 +78,25 @@ pub fn write_config(
     crm_base_url: &str,
     http_listen: &str,
 ) -> anyhow::Result<PathBuf> {
-    let bus = match bus {
-        TestBus::Embedded => format!("kind = \"embedded\"\ntopic_prefix = \"{topic_prefix}\"\n"),
-        TestBus::Kafka { bootstrap } => format!(
-            "kind = \"kafka\"\ntopic_prefix = \"{topic_prefix}\"\n\n[bus.kafka]\nbootstrap_servers = \"{bootstrap}\"\n"
-        ),
+    let (kind, bootstrap) = match bus {
+        TestBus::Embedded => (BusKind::Embedded, ""),
+        TestBus::Kafka { bootstrap } => (BusKind::Kafka, bootstrap.as_str()),
     };
-    let text = format!(
-        r#"[hub]
-data_dir = "var"
-
-[bus]
-{bus}
-[http]
-listen = "{http_listen}"
-
-[[sources]]
-name = "abs-customers"
-kind = "file_drop"
-
-[sources.file_drop]
-inbox = "inbox"
-encoding = "windows-1251"
-done_marker = ".done"
-poll_interval_ms = 100
-
-[sources.columns]
-{columns}
-[[sinks]]
-name = "crm"
-kind = "crm_rest"
-
-[sinks.crm_rest]
-base_url = "{crm_base_url}"
-token = "file:crm.token"
-concurrency = 16
-max_attempts = 6
-initial_backoff_ms = 50
-max_backoff_ms = 2000
-"#,
-        columns = integration_hub::demo_data::COLUMNS_TOML
-    );
+    let text = config_text(&ConfigSpec {
+        bus: kind,
+        topic_prefix,
+        kafka_bootstrap: bootstrap,
+        http_listen: Some(http_listen),
+        crm_base_url,
+        crm_extra: "max_attempts = 6\ninitial_backoff_ms = 50\nmax_backoff_ms = 2000\n",
+    });
     std::fs::create_dir_all(dir.join("inbox"))?;
     let path = dir.join("hub.toml");
     std::fs::write(&path, text)?;
     Ok(path)
 }
 
-/// Drops a file the way a well-behaved exporter does: temp name, rename, done-marker.
-pub fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = inbox.join(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, inbox.join(name))?;
-    std::fs::write(inbox.join(format!("{name}.done")), b"")?;
-    Ok(())
-}
+pub use integration_hub::demo::drop_file;
 
 /// A running `hub run --config …` process; killed when dropped.
 pub struct HubProcess {
