@@ -197,14 +197,13 @@ pub fn file_failed(stats: &Stats, source: &str, file: &str, reason: &str) {
     );
 }
 
-pub fn file_progress(source: &str, file: &str, rows: u64, total: u64) {
+pub fn file_progress(source: &str, file: &str, rows: u64) {
     tracing::info!(
         event = "file_progress",
         source,
         file,
         rows,
-        total,
-        "mapping rows"
+        "rows mapped so far"
     );
 }
 

@@ -74,11 +74,27 @@ async fn truncated_wrong_encoding_and_unknown_column_are_reported_and_nothing_is
     let renamed = utf8(&g3.bytes).replacen("ИНН", "ИНН_клиента", 1);
     drop_file(&inbox, "unknown_column.csv", &cp1251(&renamed)).unwrap();
 
-    wait_for("three files handled", SETTLE, || {
+    // A quote opened and never closed: the rest of the file would be one endless cell.
+    let g4 = demo_data::generate(&Options {
+        customers: 100,
+        first_id: 20_000,
+        invalid_ratio: 0.0,
+        resend_ratio: 0.0,
+        ..Options::default()
+    });
+    let mut endless = utf8(&g4.bytes);
+    let open_line = endless.lines().count() + 1;
+    endless.push_str("\"C99999999;1;ФЛ;");
+    for i in 0..200_000 {
+        endless.push_str(&format!("продолжение строки {i}\r\n"));
+    }
+    drop_file(&inbox, "unclosed_quote.csv", &cp1251(&endless)).unwrap();
+
+    wait_for("four files handled", SETTLE, || {
         hub.assert_running()?;
         Ok(files_in(&inbox.join("archive"), ".csv").len()
             + files_in(&inbox.join("failed"), ".csv").len()
-            == 3)
+            == 4)
     })
     .await
     .unwrap();
@@ -126,7 +142,25 @@ async fn truncated_wrong_encoding_and_unknown_column_are_reported_and_nothing_is
             "{k} from a failed file reached the CRM"
         );
     }
-    assert_eq!(crm.contacts_len(), delivered.len());
+    // Reading stopped at the open quote: the rows before it are delivered, the file is in
+    // failed/ with the line where reading stopped.
+    assert_failed(
+        &inbox,
+        "unclosed_quote.csv",
+        &["unclosed_quote.csv", &format!("line {open_line}"), "8 MiB"],
+    );
+    wait_for("rows before the open quote delivered", SETTLE, || {
+        Ok(crm.contacts_len() >= delivered.len() + g4.valid_keys.len())
+    })
+    .await
+    .unwrap();
+    for k in &g4.valid_keys {
+        assert!(
+            crm.contact(k).is_some(),
+            "{k} before the open quote missing"
+        );
+    }
+    assert_eq!(crm.contacts_len(), delivered.len() + g4.valid_keys.len());
 
     let log = std::fs::read_to_string(dir.path().join("hub.log")).unwrap();
     assert!(log.contains("\"file_failed\""), "no file_failed log line");

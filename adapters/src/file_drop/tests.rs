@@ -634,6 +634,301 @@ fn a_large_file_reads_whole() {
     assert_eq!((last.line, last.cells[0].as_str()), (100_001, "99999"));
 }
 
+// ---------- streaming ----------
+
+fn read_chunked(
+    bytes: &[u8],
+    encoding: Encoding,
+    chunk: usize,
+) -> Result<CsvReader, FileDropError> {
+    CsvReader::from_bytes_chunked("customers.csv", bytes.to_vec(), encoding, b';', chunk)
+}
+
+const UTF8_BOM_BYTES: &[u8] = b"\xEF\xBB\xBF";
+
+type ReadOutcome = Result<(Vec<String>, Vec<Result<Row, RowError>>), String>;
+
+/// Everything a reader gives: its headers and rows, or the error of opening it.
+fn outcome(reader: Result<CsvReader, FileDropError>) -> ReadOutcome {
+    reader
+        .map(|r| (r.headers().to_vec(), r.read_all()))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn chunk_size_never_changes_the_outcome() {
+    let cp1251 = |s: &str| encoding_rs::WINDOWS_1251.encode(s).0.into_owned();
+    let mut cut_utf8 = "id;name\n1;Иванов Пётр\n2;Ж".as_bytes().to_vec();
+    cut_utf8.pop();
+    let cases: Vec<(Vec<u8>, Encoding)> = vec![
+        (
+            "\u{FEFF}id;имя\r\n1;Анна\r\n2;€ 😀\r\n".into(),
+            Encoding::Utf8,
+        ),
+        ("\u{FEFF}id;имя\n1;Анна\n".into(), Encoding::Windows1251),
+        (
+            cp1251("id;имя\r\n1;«Анна»\r\n\r\n2;Ёлкина\r\n"),
+            Encoding::Windows1251,
+        ),
+        (cp1251("id;name\n1;Smith\n2;Иванов\n"), Encoding::Utf8),
+        ("id;name\n1;Smith\n2;Иванов\n".into(), Encoding::Windows1251),
+        (cut_utf8.clone(), Encoding::Utf8),
+        (cut_utf8, Encoding::Windows1251),
+        (b"id;name\n1;a\n2;\x98\n".to_vec(), Encoding::Windows1251),
+        (
+            "\nid;note\r\n\r\n1;\"a\r\nb\r\nc\"\r\n\r\n2;x\r\n3;y".into(),
+            Encoding::Utf8,
+        ),
+        (
+            "id;name;note\n1;a;\"ok \"\"q\"\"\"\n2;b\n3;c;\"cut\n".into(),
+            Encoding::Utf8,
+        ),
+        ("id;name\n1;12\" screen\n2;x;y\n3;z".into(), Encoding::Utf8),
+        (b"id;\"name\n".to_vec(), Encoding::Utf8),
+        (b"\r\n\r\n".to_vec(), Encoding::Utf8),
+        (b"\xEF\xBB\xBF".to_vec(), Encoding::Utf8),
+        (b" id ;name;id\n".to_vec(), Encoding::Utf8),
+    ];
+    for (bytes, encoding) in &cases {
+        let expected = outcome(read(bytes, *encoding));
+        for chunk in (1..=12).chain([17, 64, 4096]) {
+            assert_eq!(
+                outcome(read_chunked(bytes, *encoding, chunk)),
+                expected,
+                "chunk {chunk}, {encoding}, {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
+
+#[test]
+fn multibyte_character_split_across_chunks() {
+    // Two-, three- and four-byte characters; every chunk size up to 8 cuts some of them.
+    let data = "id;имя\n1;Ж€😀\n2;ё\n";
+    for chunk in 1..=8 {
+        let reader = read_chunked(data.as_bytes(), Encoding::Utf8, chunk).unwrap();
+        assert_eq!(reader.headers(), ["id", "имя"]);
+        let rows: Vec<Row> = reader.map(Result::unwrap).collect();
+        assert_eq!(
+            rows,
+            vec![
+                Row {
+                    line: 2,
+                    cells: vec!["1".into(), "Ж€😀".into()]
+                },
+                Row {
+                    line: 3,
+                    cells: vec!["2".into(), "ё".into()]
+                },
+            ],
+            "chunk {chunk}"
+        );
+    }
+
+    // A byte-order mark cut by the boundary is still stripped, or still refused (even when
+    // the rest of the file is windows-1251).
+    let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode("id;имя\n1;Иванов Пётр\n");
+    let bom_then_cp1251 = [UTF8_BOM_BYTES, cp1251.as_ref()].concat();
+    for chunk in 1..=3 {
+        let err = read_chunked(&bom_then_cp1251, Encoding::Windows1251, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::LooksLikeUtf8 { line: 1, .. }),
+            "{err:?}"
+        );
+        let reader = read_chunked("\u{FEFF}id;x\n1;2\n".as_bytes(), Encoding::Utf8, chunk);
+        assert_eq!(reader.unwrap().headers(), ["id", "x"], "chunk {chunk}");
+        let err =
+            read_chunked("\u{FEFF}id\n1\n".as_bytes(), Encoding::Windows1251, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::LooksLikeUtf8 { line: 1, .. }),
+            "{err:?}"
+        );
+    }
+
+    // Encoding errors name the same line whatever the chunk size.
+    let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode("id;name\n1;Smith\n2;Иванов\n");
+    let mut cut = "id;name\n1;x\n2;Ж".as_bytes().to_vec();
+    cut.pop();
+    for chunk in 1..=9 {
+        let err = read_chunked(&cp1251, Encoding::Utf8, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::NotUtf8 { line: 3, .. }),
+            "{err:?}"
+        );
+        let err = read_chunked(&cut, Encoding::Utf8, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::NotUtf8 { line: 3, .. }),
+            "{err:?}"
+        );
+        let utf8 = "id;name\n1;Smith\n\n2;Иванов\n".as_bytes();
+        let err = read_chunked(utf8, Encoding::Windows1251, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::LooksLikeUtf8 { line: 4, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn crlf_line_numbers_across_chunk_boundaries() {
+    let data = "\r\nid;note\r\n\r\n1;\"a\r\nb\"\r\n\r\n\r\n2;x\r\n3;y\r\n";
+    for chunk in (1..=16).chain([4096]) {
+        let reader = read_chunked(data.as_bytes(), Encoding::Utf8, chunk).unwrap();
+        let rows: Vec<Row> = reader.map(Result::unwrap).collect();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [4, 8, 9], "chunk {chunk}");
+        assert_eq!(rows[0].cells[1], "a\r\nb", "chunk {chunk}");
+
+        // A header after blank lines is named by its own line.
+        let err = read_chunked(b"\r\n\n\r\nid;id\r\n1;2\r\n", Encoding::Utf8, chunk).unwrap_err();
+        assert!(
+            matches!(err, FileDropError::Header { line: 4, .. }),
+            "{err:?}"
+        );
+    }
+
+    let mut data = String::from("id;name\r\n");
+    for i in 0..1000 {
+        data.push_str(&format!("{i};Имя {i}\r\n"));
+    }
+    for chunk in [5, 7, 64] {
+        let reader = read_chunked(data.as_bytes(), Encoding::Utf8, chunk).unwrap();
+        for (i, row) in reader.enumerate() {
+            let row = row.unwrap();
+            assert_eq!(row.line, i as u64 + 2, "chunk {chunk}");
+            assert_eq!(row.cells[0], i.to_string());
+        }
+    }
+}
+
+#[test]
+fn quoted_cell_with_line_breaks_keeps_the_lines_exact() {
+    let data = "id;note;n\n1;\"first\nsecond\r\nthird\";a\n2;x;b\n\n3;\"\";c\n4;\"\n\";d\n5;e;f";
+    for chunk in (1..=10).chain([4096]) {
+        let rows: Vec<Row> = read_chunked(data.as_bytes(), Encoding::Utf8, chunk)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let lines: Vec<(u64, &str)> = rows.iter().map(|r| (r.line, r.cells[0].as_str())).collect();
+        assert_eq!(
+            lines,
+            [(2, "1"), (5, "2"), (7, "3"), (8, "4"), (10, "5")],
+            "chunk {chunk}"
+        );
+        assert_eq!(rows[0].cells[1], "first\nsecond\r\nthird");
+        assert_eq!(rows[3].cells[1], "\n");
+    }
+}
+
+#[test]
+fn every_windows_1251_byte_is_defined() {
+    // 0x98 has no letter in windows-1251; it decodes to the control character U+0098.
+    let rows = read(b"id;name\n1;a\x98\n", Encoding::Windows1251)
+        .unwrap()
+        .read_all();
+    assert_eq!(rows[0].as_ref().unwrap().cells[1], "a\u{98}");
+}
+
+#[test]
+fn bytes_that_stop_decoding_part_way_end_the_rows_with_the_line() {
+    // The encoding check normally refuses these files in `open`; if the file changes
+    // afterwards, the rows before the bad bytes come through and reading stops there.
+    let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode("id;name\n1;a\n2;\"x\ny Иванов\"\n3;c\n");
+    for chunk in [1, 3, 4096] {
+        let reader =
+            CsvReader::from_bytes_unchecked("c.csv", cp1251.to_vec(), Encoding::Utf8, b';', chunk)
+                .unwrap();
+        let rows = reader.read_all();
+        assert_eq!(rows.len(), 2, "chunk {chunk}");
+        assert_eq!(rows[0].as_ref().unwrap().line, 2);
+        let e = rows[1].as_ref().unwrap_err();
+        assert_eq!(e.line, 4, "the line of the bad byte");
+        assert_eq!(e.reason(), "unreadable row: not valid utf-8");
+        assert!(!e.to_string().contains('y'), "{e}");
+    }
+
+    let err =
+        CsvReader::from_bytes_unchecked("c.csv", b"id;\xFF\n".to_vec(), Encoding::Utf8, b';', 2)
+            .unwrap_err();
+    assert!(
+        matches!(err, FileDropError::NotUtf8 { line: 1, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_large_file_is_streamed_from_disk() {
+    use std::io::Write;
+
+    let (_dir, mut cfg) = setup();
+    cfg.encoding = Encoding::Windows1251;
+    let path = cfg.inbox.join("big.csv");
+    let rows = 200_000u64;
+    {
+        let mut out = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+        out.write_all(b"id;name;phone\r\n").unwrap();
+        for i in 0..rows {
+            // Every thousandth name is quoted and spans two lines.
+            let line = if i % 1000 == 0 {
+                format!("{i};\"Имя\r\nФамилия {i}\";+7900{i:07}\r\n")
+            } else {
+                format!("{i};Имя Фамилия {i};+7900{i:07}\r\n")
+            };
+            let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(&line);
+            out.write_all(&bytes).unwrap();
+        }
+        out.flush().unwrap();
+    }
+
+    for chunk in [64 * 1024, 1000] {
+        let reader = CsvReader::open_chunked(&path, &cfg, chunk).unwrap();
+        assert_eq!(reader.headers(), ["id", "name", "phone"]);
+        let (mut count, mut line) = (0u64, 2u64);
+        for row in reader {
+            let row = row.unwrap();
+            assert_eq!(row.line, line, "chunk {chunk}");
+            assert_eq!(row.cells[0], count.to_string());
+            line += if count % 1000 == 0 { 2 } else { 1 };
+            count += 1;
+        }
+        assert_eq!(count, rows, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn a_quote_never_closed_does_not_pull_the_rest_of_the_file_into_one_row() {
+    let mut data = b"id;name\n1;a\n\n2;\"never closed\n".to_vec();
+    while data.len() < 9 << 20 {
+        data.extend_from_slice(b"3;x\n");
+    }
+    let rows = read_chunked(&data, Encoding::Utf8, 64 * 1024)
+        .unwrap()
+        .read_all();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].as_ref().unwrap().line, 2);
+    let e = rows[1].as_ref().unwrap_err();
+    assert_eq!(e.line, 4);
+    assert_eq!(
+        e.reason(),
+        "unreadable row: row is longer than 8 MiB; is a quote never closed?"
+    );
+
+    let mut data = b"\n\"id;name\n".to_vec();
+    data.resize(9 << 20, b'x');
+    let err = read_chunked(&data, Encoding::Utf8, 64 * 1024).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "file customers.csv line 2: bad header row: row is longer than 8 MiB; is a quote never closed?"
+    );
+}
+
+#[test]
+fn reader_can_move_to_a_blocking_thread() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<CsvReader>();
+}
+
 // ---------- quarantine ----------
 
 #[test]

@@ -16,9 +16,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use adapters::file_drop::csv_reader::{self, CsvFile};
 use adapters::file_drop::quarantine::QuarantineWriter;
 use adapters::file_drop::{self, Claimed, FileDropConfig, Outcome, SettleTracker};
+use adapters::file_drop::{CsvReader, RowErrorKind};
 use mapping::{Entity, Envelope, Op};
 
 use super::{Ctx, sleep_or_shutdown};
@@ -84,7 +84,15 @@ pub async fn run(
 /// What mapping one file produced, sent in batches to the publisher.
 enum Mapped {
     Batch(Vec<OutMessage>),
-    Done { rows: u64, quarantined: u64 },
+    Done {
+        rows: u64,
+        quarantined: u64,
+    },
+    /// Reading stopped before the end of the file (an I/O error, a file changed while
+    /// read, an overlong row).
+    Stopped {
+        reason: String,
+    },
 }
 
 async fn process(
@@ -110,14 +118,13 @@ async fn process(
         return Ok(());
     }
 
-    let path = claimed.path.clone();
-    let fd2 = fd.clone();
-    let parsed = tokio::task::spawn_blocking(move || csv_reader::read_file(&path, &fd2)).await?;
-    let file = match parsed {
-        Ok(f) => f,
+    // Opening checks the encoding of the whole file (streaming) before any row is handed out.
+    let (path, fd2) = (claimed.path.clone(), fd.clone());
+    let reader = match tokio::task::spawn_blocking(move || CsvReader::open(&path, &fd2)).await? {
+        Ok(r) => r,
         Err(e) => return fail(ctx, source, fd, &claimed, &e.to_string()),
     };
-    let bound = match source.columns.bind(&file.headers) {
+    let bound = match source.columns.bind(reader.headers()) {
         Ok(b) => b,
         Err(errs) => {
             let msg = errs
@@ -136,7 +143,9 @@ async fn process(
         let source = source.clone();
         let claimed = claimed.clone();
         let fd = fd.clone();
-        tokio::task::spawn_blocking(move || map_file(&ctx, &source, &fd, &claimed, file, bound, tx))
+        tokio::task::spawn_blocking(move || {
+            map_file(&ctx, &source, &fd, &claimed, reader, bound, tx)
+        })
     };
     let topic = ctx.config.bus.canonical_topic();
     let mut events = 0u64;
@@ -156,6 +165,17 @@ async fn process(
                 }
             }
             Mapped::Done { rows, quarantined } => done = Some((rows, quarantined)),
+            Mapped::Stopped { reason } => {
+                mapper.await??;
+                // The rows before the stop are on the bus and will be delivered; the file
+                // goes to failed/ so that an operator sees it was not read to the end.
+                let reason = format!(
+                    "{reason}\n{events} events from the rows before this line were published \
+                     and are delivered; fix the file and drop it again (rows already \
+                     delivered are skipped)."
+                );
+                return fail(ctx, source, fd, &claimed, &reason);
+            }
         }
     }
     mapper.await??;
@@ -204,7 +224,7 @@ fn map_file(
     source: &SourceConfig,
     fd: &FileDropConfig,
     claimed: &Claimed,
-    file: CsvFile,
+    reader: CsvReader,
     bound: mapping::columns::BoundColumns,
     tx: mpsc::Sender<Mapped>,
 ) -> anyhow::Result<()> {
@@ -214,14 +234,23 @@ fn map_file(
     let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
     let (mut rows, mut bad) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    let total = file.rows.len() as u64;
-    for row in file.rows {
+    for row in reader {
         rows += 1;
         if rows % PROGRESS_EVERY == 0 {
-            telemetry::file_progress(&source.name, &claimed.original_name, rows, total);
+            telemetry::file_progress(&source.name, &claimed.original_name, rows);
         }
         let row = match row {
             Ok(r) => r,
+            Err(e) if matches!(e.kind, RowErrorKind::Malformed { .. }) => {
+                // Flush what was mapped so far, then report where reading stopped.
+                if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
+                    return Ok(());
+                }
+                quarantine.finish()?;
+                let reason = format!("{}: line {}: {}", claimed.original_name, e.line, e.reason());
+                let _ = tx.blocking_send(Mapped::Stopped { reason });
+                return Ok(());
+            }
             Err(e) => {
                 bad += 1;
                 telemetry::row_quarantined(
