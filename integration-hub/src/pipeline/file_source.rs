@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 use adapters::file_drop::quarantine::QuarantineWriter;
-use adapters::file_drop::{self, Claimed, FileDropConfig, Outcome, SettleTracker};
+use adapters::file_drop::{self, Claimed, FileDropConfig, FileDropError, Outcome, SettleTracker};
 use adapters::file_drop::{CsvReader, RowErrorKind};
 use mapping::{Entity, Envelope, Op};
 
@@ -65,6 +65,12 @@ pub async fn run(
                 Ok(c) => c,
                 // Another instance, or an operator, took the file first.
                 Err(e) if e.is_not_found() => continue,
+                // A file of the same name is still being processed (by another instance
+                // sharing the inbox): this one waits for a later scan.
+                Err(e @ FileDropError::AlreadyProcessing { .. }) => {
+                    tracing::warn!(source = %source.name, error = %e, "file waits: same name in processing/");
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             telemetry::file_claimed(
@@ -171,8 +177,8 @@ async fn process(
                 // goes to failed/ so that an operator sees it was not read to the end.
                 let reason = format!(
                     "{reason}\n{events} events from the rows before this line were published \
-                     and are delivered; fix the file and drop it again (rows already \
-                     delivered are skipped)."
+                     and are delivered; fix the file and drop it again (rows whose \
+                     version was already delivered are skipped)."
                 );
                 return fail(ctx, source, fd, &claimed, &reason);
             }
