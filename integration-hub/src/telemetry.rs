@@ -79,6 +79,10 @@ fn describe() {
         "Events published to the dead-letter topic."
     );
     describe_counter!(
+        "hub_sink_auth_failures_total",
+        "Delivery passes the target refused for bad credentials (the sink waits)."
+    );
+    describe_counter!(
         "hub_task_restarts_total",
         "Supervised tasks restarted after a failure."
     );
@@ -287,6 +291,15 @@ pub fn delivery_failed(sink: &str, key: &str, transient: bool, reason: &str) {
         kind,
         reason,
         "delivery failed"
+    );
+}
+
+pub fn sink_credentials_rejected(sink: &str) {
+    counter!("hub_sink_auth_failures_total", "sink" => sink.to_string()).increment(1);
+    tracing::error!(
+        event = "sink_credentials_rejected",
+        sink,
+        "the target rejected the hub's credentials (401/403); delivery waits until they are fixed"
     );
 }
 

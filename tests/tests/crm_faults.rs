@@ -196,3 +196,46 @@ async fn wait_for_committed(bus: &EmbeddedBus, n: i64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_pause_the_sink_and_dead_letter_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let crm = SandboxCrm::new().with_token("t");
+    let config = setup(&crm, dir.path()).await;
+    // The CRM's token was rotated and the hub still has the old one.
+    crm.set_token(Some("rotated".into()));
+    let g = demo_data::generate(&Options {
+        customers: 200,
+        invalid_ratio: 0.0,
+        resend_ratio: 0.0,
+        ..Options::default()
+    });
+    let log = dir.path().join("hub.log");
+    let mut hub = HubProcess::start(&config, &log).unwrap();
+    drop_file(&dir.path().join("inbox"), "customers.csv", &g.bytes).unwrap();
+    wait_for("the sink reports rejected credentials", SETTLE, || {
+        hub.assert_running()?;
+        Ok(std::fs::read_to_string(&log)?.contains("sink_credentials_rejected"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(crm.contacts_len(), 0);
+
+    // The operator fixes the credentials on the CRM side; delivery resumes by itself.
+    crm.set_token(Some("t".into()));
+    wait_for("every customer delivered", SETTLE, || {
+        hub.assert_running()?;
+        Ok(crm.contacts_len() == g.valid_keys.len())
+    })
+    .await
+    .unwrap();
+    let bus = EmbeddedBus::open(&dir.path().join("var").join("bus.db"), 4).unwrap();
+    wait_for_committed(&bus, g.valid_keys.len() as i64).await;
+    let mut dlq = bus.subscribe("test-reader", "hub.dlq").await.unwrap();
+    let letters = dlq.poll(10, Duration::from_millis(300)).await.unwrap();
+    assert!(
+        letters.is_empty(),
+        "{} records dead-lettered",
+        letters.len()
+    );
+}

@@ -190,6 +190,7 @@ async fn deliver_batch(
     }
     let mut acked = Vec::new();
     let mut transient_left = false;
+    let mut auth_rejected = false;
     while let Some(j) = jobs.join_next().await {
         let (env, rec, result, at, permit) = j.context("delivery task panicked")?;
         drop(permit);
@@ -219,8 +220,14 @@ async fn deliver_batch(
                 }
             }
             Err(e) => {
-                let transient = e.is_transient();
+                // Rejected credentials say nothing about the record: the whole sink waits
+                // (and says so) instead of dead-lettering every record until someone
+                // fixes the token.
+                let transient = e.is_transient() || e.is_auth();
                 telemetry::delivery_failed(&sink.name, &env.key, transient, &e.to_string());
+                if e.is_auth() {
+                    auth_rejected = true;
+                }
                 if transient {
                     transient_left = true;
                 } else {
@@ -231,6 +238,9 @@ async fn deliver_batch(
         }
     }
     record(ctx, &sink.name, acked).await?;
+    if auth_rejected {
+        telemetry::sink_credentials_rejected(&sink.name);
+    }
     if !dead.is_empty() {
         let msgs: Vec<OutMessage> = dead
             .iter()
