@@ -107,7 +107,7 @@ async fn deliver_batch(
     dead_keys: &mut HashSet<(String, String)>,
 ) -> anyhow::Result<BatchOutcome> {
     // Decode; what cannot be decoded is a permanent failure for the dead-letter topic.
-    let mut dead: Vec<(Record, String)> = Vec::new();
+    let mut dead: Vec<(Record, String, u32)> = Vec::new();
     let mut newest: HashMap<(String, String), (Envelope, &Record)> = HashMap::new();
     let mut superseded = 0u64;
     for rec in batch {
@@ -116,7 +116,7 @@ async fn deliver_batch(
             Err(e) => {
                 // Dead-lettered once, on the first pass over the batch.
                 if first_pass {
-                    dead.push((rec.clone(), format!("cannot decode envelope: {e}")));
+                    dead.push((rec.clone(), format!("cannot decode envelope: {e}"), 0));
                 }
                 continue;
             }
@@ -232,7 +232,7 @@ async fn deliver_batch(
                     transient_left = true;
                 } else {
                     dead_keys.insert((env.entity.as_str().to_string(), env.key.clone()));
-                    dead.push((rec, e.to_string()));
+                    dead.push((rec, e.to_string(), e.attempts().unwrap_or(1)));
                 }
             }
         }
@@ -244,10 +244,10 @@ async fn deliver_batch(
     if !dead.is_empty() {
         let msgs: Vec<OutMessage> = dead
             .iter()
-            .map(|(rec, reason)| dead_letter(&sink.name, rec, reason))
+            .map(|(rec, reason, attempts)| dead_letter(&sink.name, rec, reason, *attempts))
             .collect();
         ctx.bus.publish(&ctx.config.bus.dlq_topic(), msgs).await?;
-        for (rec, reason) in &dead {
+        for (rec, reason, _) in &dead {
             telemetry::dead_lettered(&ctx.stats, &sink.name, &rec.key, reason);
         }
     }
@@ -269,10 +269,12 @@ async fn record(ctx: &Ctx, sink: &str, acked: Vec<Delivered>) -> anyhow::Result<
 }
 
 /// A dead letter keeps the original payload and says where it came from and why it failed.
-fn dead_letter(sink: &str, rec: &Record, reason: &str) -> OutMessage {
+/// `attempts` is 0 for a record that could not even be decoded.
+fn dead_letter(sink: &str, rec: &Record, reason: &str, attempts: u32) -> OutMessage {
     let now = Utc::now().to_rfc3339();
     let mut headers = vec![
         ("error".to_string(), reason.to_string()),
+        ("attempts".to_string(), attempts.to_string()),
         ("first_failure".to_string(), now.clone()),
         ("last_failure".to_string(), now),
         ("origin_topic".to_string(), rec.topic.clone()),
