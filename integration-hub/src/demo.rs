@@ -117,7 +117,7 @@ pub async fn run(
     let started = Instant::now();
     drop_file(&inbox, &file_name, &generated.bytes)?;
     let expected_events = (generated.valid_keys.len() + generated.resent) as u64;
-    wait_until(&stats, Duration::from_secs(600), |s| {
+    wait_until(&stats, Duration::from_secs(600), expected_events, |s| {
         Stats::get(&s.files_ingested) + Stats::get(&s.files_failed) >= 1
             && Stats::get(&s.committed) >= expected_events
     })
@@ -125,7 +125,7 @@ pub async fn run(
     let elapsed = started.elapsed();
     if opts.redrop {
         drop_file(&inbox, "customers_20261125_resend.csv", &generated.bytes)?;
-        wait_until(&stats, Duration::from_secs(60), |s| {
+        wait_until(&stats, Duration::from_secs(60), 0, |s| {
             Stats::get(&s.files_duplicate) >= 1
         })
         .await?;
@@ -220,13 +220,29 @@ pub fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for `cond`; on a terminal, shows a progress line of events published and delivered
+/// against the `expected` events (none when 0).
 async fn wait_until(
     stats: &Stats,
     limit: Duration,
+    expected: u64,
     cond: impl Fn(&Stats) -> bool,
 ) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let show = expected > 0 && std::io::stderr().is_terminal();
     let deadline = Instant::now() + limit;
+    let mut last_shown = Instant::now();
     while !cond(stats) {
+        if show && last_shown.elapsed() >= Duration::from_millis(200) {
+            last_shown = Instant::now();
+            eprint!(
+                "\r  published {:>8} / {expected}   delivered {:>8}   quarantined {:>6}",
+                Stats::get(&stats.events_published),
+                Stats::get(&stats.delivered),
+                Stats::get(&stats.quarantined)
+            );
+            let _ = std::io::stderr().flush();
+        }
         if Instant::now() > deadline {
             bail!(
                 "pipeline did not settle within {limit:?}: read {}, published {}, delivered {}, files failed {}",
@@ -237,6 +253,9 @@ async fn wait_until(
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if show {
+        eprint!("\r{:90}\r", "");
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use adapters::crm::rest::{ContactUpsert, CrmRestClient};
 use mapping::Envelope;
 
+use super::sink_plan::{self, EntityKey};
 use super::{Ctx, sleep_or_shutdown};
 use crate::bus::{OutMessage, Record, offsets_after};
 use crate::config::{SinkConfig, resolve_secret};
@@ -104,12 +105,11 @@ async fn deliver_batch(
     concurrency: usize,
     batch: &[Record],
     first_pass: bool,
-    dead_keys: &mut HashSet<(String, String)>,
+    dead_keys: &mut HashSet<EntityKey>,
 ) -> anyhow::Result<BatchOutcome> {
     // Decode; what cannot be decoded is a permanent failure for the dead-letter topic.
     let mut dead: Vec<(Record, String, u32)> = Vec::new();
-    let mut newest: HashMap<(String, String), (Envelope, &Record)> = HashMap::new();
-    let mut superseded = 0u64;
+    let mut decoded = Vec::with_capacity(batch.len());
     for rec in batch {
         let env: Envelope = match serde_json::from_slice(&rec.payload) {
             Ok(e) => e,
@@ -124,18 +124,10 @@ async fn deliver_batch(
         if !sink.sources.is_empty() && !sink.sources.contains(&env.source) {
             continue;
         }
-        let k = (env.entity.as_str().to_string(), env.key.clone());
-        match newest.get(&k) {
-            Some((cur, _)) if cur.version > env.version => superseded += 1,
-            Some(_) => {
-                superseded += 1;
-                newest.insert(k, (env, rec));
-            }
-            None => {
-                newest.insert(k, (env, rec));
-            }
-        }
+        let key = (env.entity.as_str().to_string(), env.key.clone());
+        decoded.push((key, env.version, (env, rec)));
     }
+    let (newest, superseded) = sink_plan::newest_per_key(decoded);
     // Skips are counted on the first pass only: on a retry, "already delivered" also holds
     // the keys the first pass delivered, which were counted as delivered.
     if first_pass && superseded > 0 {
@@ -143,33 +135,27 @@ async fn deliver_batch(
     }
 
     // Skip keys whose version the CRM already has (re-delivery after a crash, re-sent rows).
-    let keys: Vec<(String, String)> = newest.keys().cloned().collect();
+    let keys: Vec<EntityKey> = newest.keys().cloned().collect();
     let store = ctx.store.clone();
     let sink_name = sink.name.clone();
-    let keys2 = keys.clone();
-    let have =
-        tokio::task::spawn_blocking(move || store.delivered_versions(&sink_name, &keys2)).await??;
-    let mut todo = Vec::new();
-    let mut already = 0u64;
-    for (k, have) in keys.into_iter().zip(have) {
-        let Some((env, rec)) = newest.remove(&k) else {
-            continue;
-        };
-        if have.is_some_and(|v| v >= env.version) {
-            already += 1;
-        } else if dead_keys.contains(&k) {
-            // Dead-lettered on an earlier pass of this batch: settled, not to be sent again.
-        } else {
-            todo.push((env, rec.clone()));
-        }
-    }
+    let lookup = keys.clone();
+    let versions =
+        tokio::task::spawn_blocking(move || store.delivered_versions(&sink_name, &lookup))
+            .await??;
+    let have: HashMap<EntityKey, i64> = keys
+        .into_iter()
+        .zip(versions)
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let (todo, already) = sink_plan::to_send(newest, |k| have.get(k).copied(), dead_keys);
     if first_pass && already > 0 {
         telemetry::skipped(&ctx.stats, &sink.name, "already_delivered", already);
     }
 
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut jobs = JoinSet::new();
-    for (env, rec) in todo {
+    for (_, _, (env, rec)) in todo {
+        let rec = rec.clone();
         let client = client.clone();
         let sem = sem.clone();
         jobs.spawn(async move {

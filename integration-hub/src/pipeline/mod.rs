@@ -9,6 +9,7 @@
 
 pub mod crm_sink;
 pub mod file_source;
+pub mod sink_plan;
 
 use std::future::Future;
 use std::sync::Arc;
