@@ -117,6 +117,11 @@ pub struct EmbeddedSection {
     /// Partitions per topic. Default 4.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
+    /// Every this many seconds, events every consumer group has committed are deleted from
+    /// the canonical topic, so the file does not grow without bound. 0 keeps everything.
+    /// Default 300. (A consumer group added later starts at the oldest event still kept.)
+    #[serde(default = "default_compact_every")]
+    pub compact_every_secs: u64,
 }
 
 impl Default for EmbeddedSection {
@@ -124,8 +129,13 @@ impl Default for EmbeddedSection {
         EmbeddedSection {
             path: None,
             partitions: default_partitions(),
+            compact_every_secs: default_compact_every(),
         }
     }
+}
+
+fn default_compact_every() -> u64 {
+    300
 }
 
 fn default_partitions() -> u32 {

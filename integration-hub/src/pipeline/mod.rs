@@ -30,6 +30,8 @@ use crate::telemetry::{self, Stats};
 pub struct Shared {
     pub config: Config,
     pub bus: Arc<dyn Bus>,
+    /// The same bus when it is the embedded one (for its retention task).
+    pub embedded: Option<Arc<EmbeddedBus>>,
     pub store: Arc<Store>,
     pub stats: Arc<Stats>,
 }
@@ -38,6 +40,7 @@ pub type Ctx = Arc<Shared>;
 
 /// Opens the bus and the store named by the config.
 pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
+    let mut embedded = None;
     let bus: Arc<dyn Bus> = match config.bus.kind {
         BusKind::Embedded => {
             let path = config.bus_path();
@@ -45,10 +48,12 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            Arc::new(
+            let bus = Arc::new(
                 EmbeddedBus::open(&path, config.bus.embedded.partitions)
                     .with_context(|| format!("cannot open embedded bus {}", path.display()))?,
-            )
+            );
+            embedded = Some(bus.clone());
+            bus
         }
         BusKind::Kafka => {
             let kcfg = config
@@ -63,6 +68,7 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
     Ok(Arc::new(Shared {
         config,
         bus,
+        embedded,
         store,
         stats,
     }))
@@ -85,10 +91,45 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
             crm_sink::run(ctx.clone(), sink.clone(), sd)
         }));
     }
+    if let Some(bus) = ctx.embedded.clone() {
+        let every = ctx.config.bus.embedded.compact_every_secs;
+        let topic = ctx.config.bus.canonical_topic();
+        if every > 0 {
+            let shutdown = shutdown.clone();
+            tasks.spawn(compact_periodically(
+                bus,
+                topic,
+                Duration::from_secs(every),
+                shutdown,
+            ));
+        }
+    }
     while let Some(r) = tasks.join_next().await {
         r.context("task panicked")?;
     }
     Ok(())
+}
+
+/// Retention of the embedded bus: drops what every consumer group has committed.
+async fn compact_periodically(
+    bus: Arc<EmbeddedBus>,
+    topic: String,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !sleep_or_shutdown(every, &mut shutdown).await {
+        match bus.compact(&topic).await {
+            Ok(n) => tracing::info!(
+                event = "bus_compacted",
+                topic,
+                deleted = n,
+                "embedded bus compacted"
+            ),
+            Err(e) => {
+                tracing::warn!(event = "bus_compact_failed", topic, error = %e, "embedded bus compaction failed")
+            }
+        }
+    }
 }
 
 /// Runs `make_task` until it returns `Ok` (it does on shutdown), restarting it with growing
