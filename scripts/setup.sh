@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs what building and testing the hub needs on a fresh Debian machine: a C tool chain
-# and perl (the bundled librdkafka is compiled from source), Java 17 and Maven (the Kafka
-# broker), and the Rust tool chain's rustfmt and clippy. Does nothing that is already there.
+# Installs what the hub needs on a fresh Debian machine and does nothing that is already there.
+#   scripts/setup.sh build   a C tool chain and perl (the bundled librdkafka is compiled from
+#                            source): enough to build and run `hub demo`
+#   scripts/setup.sh test    also Java 17 and Maven (the Kafka broker), curl, and the Rust tool
+#                            chain's rustfmt and clippy
 set -euo pipefail
 
+mode="${1:-test}"
+tools=(gcc g++ make perl pkg-config)
+if [ "$mode" = test ]; then
+    tools+=(java mvn curl)
+fi
 missing=()
-for tool in gcc g++ make perl pkg-config java mvn curl; do
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -31,6 +38,6 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; install the Rust tool chain (rustup) first" >&2
     exit 1
 fi
-if command -v rustup >/dev/null 2>&1; then
+if [ "$mode" = test ] && command -v rustup >/dev/null 2>&1; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/setup.sh
+scripts/setup.sh test
 scripts/kafka.sh start
 trap 'scripts/kafka.sh stop || true' EXIT
 
