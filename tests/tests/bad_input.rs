@@ -264,3 +264,37 @@ fn validate_accepts_a_good_config_and_checks_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_hub_on_the_same_data_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm.token"), "t").unwrap();
+    let config = write_config(
+        dir.path(),
+        &TestBus::Embedded,
+        "hub",
+        "http://127.0.0.1:1",
+        &format!("127.0.0.1:{}", free_port().unwrap()),
+    )
+    .unwrap();
+    let log = dir.path().join("hub.log");
+    let mut first = HubProcess::start(&config, &log).unwrap();
+    wait_for("first hub holds the data folder", SETTLE, || {
+        first.assert_running()?;
+        Ok(std::fs::read_to_string(&log)?.contains("sink started"))
+    })
+    .await
+    .unwrap();
+    let out = Command::new(hub_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another hub process is running on the data folder"),
+        "{err}"
+    );
+    first.assert_running().unwrap();
+}

@@ -32,6 +32,8 @@ pub struct Shared {
     pub bus: Arc<dyn Bus>,
     /// The same bus when it is the embedded one (for its retention task).
     pub embedded: Option<Arc<EmbeddedBus>>,
+    /// Held for the life of the process: one hub per data folder.
+    _lock: std::fs::File,
     pub store: Arc<Store>,
     pub stats: Arc<Stats>,
 }
@@ -40,6 +42,7 @@ pub type Ctx = Arc<Shared>;
 
 /// Opens the bus and the store named by the config.
 pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
+    let lock = lock_data_dir(&config.data_dir())?;
     let mut embedded = None;
     let bus: Arc<dyn Bus> = match config.bus.kind {
         BusKind::Embedded => {
@@ -69,9 +72,34 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
         config,
         bus,
         embedded,
+        _lock: lock,
         store,
         stats,
     }))
+}
+
+/// Takes the data folder for this process. Two hubs on one folder would share an embedded
+/// bus and a state store without coordinating; the second one is refused. The lock is the
+/// operating system's, so a killed process releases it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("hub.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another hub process is running on the data folder {}",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Runs every source and sink until `shutdown` turns true, then drains.
