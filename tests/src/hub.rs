@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use integration_hub::config::BusKind;
 use integration_hub::demo::{ConfigSpec, config_text};
+use integration_hub::sandbox_crm::SandboxCrm;
 
 /// Process-wide set-up every suite calls first: the TLS crypto provider for HTTP clients.
 pub fn init() {
@@ -97,6 +98,29 @@ pub fn write_config(
 }
 
 pub use integration_hub::demo::drop_file;
+
+/// A test bed in `dir`: a sandbox CRM requiring a token, the token file, and a config for
+/// `bus` pointing at both. Returns the CRM handle, the config path and the HTTP port.
+pub async fn test_bed(
+    dir: &Path,
+    bus: &TestBus,
+    topic_prefix: &str,
+) -> anyhow::Result<(SandboxCrm, PathBuf, u16)> {
+    init();
+    let token = "test-token";
+    std::fs::write(dir.join("crm.token"), token)?;
+    let crm = SandboxCrm::new().with_token(token);
+    let (addr, _task) = crm.clone().serve("127.0.0.1:0").await?;
+    let port = free_port()?;
+    let config = write_config(
+        dir,
+        bus,
+        topic_prefix,
+        &format!("http://{addr}"),
+        &format!("127.0.0.1:{port}"),
+    )?;
+    Ok((crm, config, port))
+}
 
 /// A running `hub run --config …` process; killed when dropped.
 pub struct HubProcess {

@@ -7,10 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use hub_tests::hub::{
-    HubProcess, TestBus, drop_file, files_in, free_port, hub_bin, wait_for, write_config,
+    HubProcess, TestBus, drop_file, files_in, free_port, hub_bin, test_bed, wait_for, write_config,
 };
 use integration_hub::demo_data::{self, Options};
-use integration_hub::sandbox_crm::SandboxCrm;
 
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -24,20 +23,10 @@ fn cp1251(text: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_wrong_encoding_and_unknown_column_are_reported_and_nothing_is_lost() {
-    hub_tests::hub::init();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("crm.token"), "t").unwrap();
-    let crm = SandboxCrm::new().with_token("t");
-    let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
-    let port = free_port().unwrap();
-    let config = write_config(
-        dir.path(),
-        &TestBus::Embedded,
-        "hub",
-        &format!("http://{addr}"),
-        &format!("127.0.0.1:{port}"),
-    )
-    .unwrap();
+    let (crm, config, _) = test_bed(dir.path(), &TestBus::Embedded, "hub")
+        .await
+        .unwrap();
     let inbox = dir.path().join("inbox");
     let mut hub = HubProcess::start(&config, &dir.path().join("hub.log")).unwrap();
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hub_tests::hub::{HubProcess, TestBus, drop_file, files_in, free_port, wait_for, write_config};
+use hub_tests::hub::{HubProcess, TestBus, drop_file, files_in, test_bed, wait_for};
 use integration_hub::bus::Bus;
 use integration_hub::bus::embedded::EmbeddedBus;
 use integration_hub::demo_data::{self, Options};
@@ -14,32 +14,20 @@ use integration_hub::sandbox_crm::SandboxCrm;
 
 const SETTLE: Duration = Duration::from_secs(180);
 
-async fn setup(crm: &SandboxCrm, dir: &Path) -> std::path::PathBuf {
-    hub_tests::hub::init();
-    std::fs::write(dir.join("crm.token"), "t").unwrap();
-    let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
-    let port = free_port().unwrap();
-    let config = write_config(
-        dir,
-        &TestBus::Embedded,
-        "hub",
-        &format!("http://{addr}"),
-        &format!("127.0.0.1:{port}"),
-    )
-    .unwrap();
-    // Short timeouts and few attempts, so that the outage outlasts the in-place retries.
+/// A test bed whose sink gives up its in-place retries quickly, so an outage outlasts them.
+async fn setup(dir: &Path) -> (SandboxCrm, std::path::PathBuf) {
+    let (crm, config, _) = test_bed(dir, &TestBus::Embedded, "hub").await.unwrap();
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("max_attempts = 6", "max_attempts = 3\ntimeout_ms = 1000");
     std::fs::write(&config, text).unwrap();
-    config
+    (crm, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_and_an_outage_delay_delivery_but_lose_and_duplicate_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let crm = SandboxCrm::new().with_token("t");
-    let config = setup(&crm, dir.path()).await;
+    let (crm, config) = setup(dir.path()).await;
     let g = demo_data::generate(&Options {
         customers: 1500,
         invalid_ratio: 0.0,
@@ -137,8 +125,7 @@ async fn wait_for_async(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_version_never_overwrites_a_newer_one() {
     let dir = tempfile::tempdir().unwrap();
-    let crm = SandboxCrm::new().with_token("t");
-    let config = setup(&crm, dir.path()).await;
+    let (crm, config) = setup(dir.path()).await;
     let opts = Options {
         customers: 300,
         invalid_ratio: 0.0,
@@ -203,8 +190,7 @@ async fn wait_for_committed(bus: &EmbeddedBus, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_credentials_pause_the_sink_and_dead_letter_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let crm = SandboxCrm::new().with_token("t");
-    let config = setup(&crm, dir.path()).await;
+    let (crm, config) = setup(dir.path()).await;
     // The CRM's token was rotated and the hub still has the old one.
     crm.set_token(Some("rotated".into()));
     let g = demo_data::generate(&Options {
@@ -225,7 +211,7 @@ async fn rejected_credentials_pause_the_sink_and_dead_letter_nothing() {
     assert_eq!(crm.contacts_len(), 0);
 
     // The operator fixes the credentials on the CRM side; delivery resumes by itself.
-    crm.set_token(Some("t".into()));
+    crm.set_token(Some("test-token".into()));
     wait_for("every customer delivered", SETTLE, || {
         hub.assert_running()?;
         Ok(crm.contacts_len() == g.valid_keys.len())

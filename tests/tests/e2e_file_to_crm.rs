@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use hub_tests::hub::{HubProcess, TestBus, drop_file, files_in, free_port, wait_for, write_config};
+use hub_tests::hub::{HubProcess, TestBus, drop_file, files_in, test_bed, wait_for};
 use integration_hub::demo_data::{self, Generated, Options};
 use integration_hub::sandbox_crm::SandboxCrm;
 
@@ -29,21 +29,8 @@ async fn embedded_file_drop_reaches_crm_exactly_once_through_redrop_and_sigkill(
 }
 
 async fn scenario(bus: TestBus, topic_prefix: &str) {
-    hub_tests::hub::init();
     let dir = tempfile::tempdir().unwrap();
-    let token = "e2e-token";
-    std::fs::write(dir.path().join("crm.token"), token).unwrap();
-    let crm = SandboxCrm::new().with_token(token);
-    let (crm_addr, _crm_task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
-    let port = free_port().unwrap();
-    let config = write_config(
-        dir.path(),
-        &bus,
-        topic_prefix,
-        &format!("http://{crm_addr}"),
-        &format!("127.0.0.1:{port}"),
-    )
-    .unwrap();
+    let (crm, config, port) = test_bed(dir.path(), &bus, topic_prefix).await.unwrap();
     let inbox = dir.path().join("inbox");
     let log = dir.path().join("hub.log");
 

@@ -3,25 +3,15 @@
 
 use std::time::Duration;
 
-use hub_tests::hub::{HubProcess, TestBus, drop_file, free_port, wait_for, write_config};
+use hub_tests::hub::{HubProcess, TestBus, drop_file, test_bed, wait_for};
 use integration_hub::demo_data::{self, Options};
-use integration_hub::sandbox_crm::SandboxCrm;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_events_are_compacted_away() {
-    hub_tests::hub::init();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("crm.token"), "t").unwrap();
-    let crm = SandboxCrm::new().with_token("t");
-    let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
-    let config = write_config(
-        dir.path(),
-        &TestBus::Embedded,
-        "hub",
-        &format!("http://{addr}"),
-        &format!("127.0.0.1:{}", free_port().unwrap()),
-    )
-    .unwrap();
+    let (crm, config, _) = test_bed(dir.path(), &TestBus::Embedded, "hub")
+        .await
+        .unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[bus.embedded]\ncompact_every_secs = 1\n");
     std::fs::write(&config, text).unwrap();
