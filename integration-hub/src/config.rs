@@ -34,6 +34,8 @@ pub struct Config {
     pub http: HttpSection,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
+    /// Screening and monitoring; absent means sinks read the canonical topic directly.
+    pub compliance: Option<ComplianceSection>,
 }
 
 /// `[hub]`: process-wide settings.
@@ -101,6 +103,18 @@ impl BusSection {
     }
     pub fn dlq_topic(&self) -> String {
         format!("{}.dlq", self.topic_prefix)
+    }
+    /// Records the screening stage passed on to the CRM sinks.
+    pub fn cleared_topic(&self) -> String {
+        format!("{}.cleared", self.topic_prefix)
+    }
+    /// Records of non-file sources that could not be mapped, with their reasons.
+    pub fn quarantine_topic(&self) -> String {
+        format!("{}.quarantine", self.topic_prefix)
+    }
+    /// Screening results and 115-FZ alerts, for compliance.
+    pub fn compliance_topic(&self) -> String {
+        format!("{}.compliance", self.topic_prefix)
     }
 }
 
@@ -176,6 +190,12 @@ fn default_listen() -> String {
 pub enum SourceKind {
     /// Delimited files dropped into a folder.
     FileDrop,
+    /// A SOAP service polled for changed records (`[sources.soap]`, docs/sources-soap.md).
+    Soap,
+    /// A core-banking REST API polled page by page from a persisted cursor.
+    RestPoll,
+    /// Events a core system pushes to `POST /webhooks/{name}`, HMAC-signed.
+    Webhook,
 }
 
 /// One `[[sources]]` entry.
@@ -191,8 +211,28 @@ pub struct SourceConfig {
     pub entity: Entity,
     /// Settings for `kind = "file_drop"`.
     pub file_drop: Option<FileDropConfig>,
-    /// Source column → canonical field.
-    pub columns: PartyColumns,
+    /// Source column → canonical field, for customer files.
+    #[serde(default)]
+    pub columns: Option<PartyColumns>,
+    /// A bank file format instead of customer columns: `format = "camt"`, `"mt940"`,
+    /// `"one_c"`, `"csv_statement"` or `"fixed_width"` with its settings
+    /// (docs/file-formats.md). Yields accounts, balances and transactions.
+    #[serde(default)]
+    pub reader: Option<adapters::formats::FormatConfig>,
+    /// Source record → canonical model, for REST, SOAP and webhook sources
+    /// (docs/mapping.md).
+    #[serde(default)]
+    pub mapping: Option<mapping::declarative::RecordMapping>,
+    /// Settings for `kind = "rest_poll"` (docs/sources-http.md).
+    #[serde(default)]
+    pub rest_poll: Option<adapters::rest_poll::RestPollConfig>,
+    /// Settings for `kind = "webhook"` (docs/sources-http.md).
+    #[serde(default)]
+    pub webhook: Option<adapters::webhook::WebhookConfig>,
+    /// Settings for `kind = "soap"` (docs/sources-soap.md); `ws_security.password` is a
+    /// secret reference.
+    #[serde(default)]
+    pub soap: Option<adapters::soap::SoapConfig>,
 }
 
 fn default_entity() -> Entity {
@@ -219,6 +259,73 @@ pub struct SinkConfig {
     pub sources: Vec<String>,
     /// Settings for `kind = "crm_rest"`; `token` is a secret reference.
     pub crm_rest: Option<CrmRestConfig>,
+    /// Which canonical entities this sink delivers; default: parties (CRM contacts).
+    #[serde(default = "default_sink_entities")]
+    pub entities: Vec<Entity>,
+}
+
+fn default_sink_entities() -> Vec<Entity> {
+    vec![Entity::Party]
+}
+
+/// Which loader reads a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListFormat {
+    /// OFAC SDN legacy CSV set: `path` is the folder with sdn.csv, add.csv, alt.csv and
+    /// sdn_comments.csv.
+    OfacCsv,
+    /// UN Security Council consolidated list XML.
+    UnXml,
+    /// EU consolidated financial sanctions list XML.
+    EuXml,
+    /// A national list in the CSV shape of docs/compliance-lists.md.
+    NationalCsv,
+    /// The bank's own stop-list CSV (docs/compliance-lists.md).
+    OwnCsv,
+}
+
+/// One `[[compliance.lists]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// Name in results, metrics and hits ("un", "ofac-sdn", ...).
+    pub name: String,
+    pub format: ListFormat,
+    /// File (or folder, for `ofac_csv`), relative to the config file.
+    pub path: PathBuf,
+}
+
+/// The `[compliance]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSection {
+    #[serde(default)]
+    pub lists: Vec<ListConfig>,
+    /// Score from which a name match is a potential hit (0..1); default: the engine's.
+    #[serde(default = "default_screen_threshold")]
+    pub threshold: f64,
+    /// How often list files are checked for a new version.
+    #[serde(default = "default_reload_every")]
+    pub reload_every_secs: u64,
+    /// Bearer token of the compliance API (a secret reference); without it the API is off.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// An external AML/KYC screening provider (docs/aml-provider.md), asked in addition to
+    /// the lists; `api_key` is a secret reference.
+    #[serde(default)]
+    pub provider: Option<adapters::aml::AmlConfig>,
+    /// 115-FZ transaction-monitoring rules; defaults documented in docs/monitoring-115fz.md.
+    #[serde(default)]
+    pub monitoring: compliance::monitoring::MonitoringConfig,
+}
+
+fn default_screen_threshold() -> f64 {
+    compliance::DEFAULT_THRESHOLD
+}
+
+fn default_reload_every() -> u64 {
+    300
 }
 
 /// One problem found in a config file.
@@ -282,7 +389,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-const TOP_LEVEL: &[&str] = &["hub", "bus", "store", "http", "sources", "sinks"];
+const TOP_LEVEL: &[&str] = &[
+    "hub",
+    "bus",
+    "store",
+    "http",
+    "sources",
+    "sinks",
+    "compliance",
+];
 
 /// Parses and validates config text; `base_dir` anchors relative paths.
 pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
@@ -330,6 +445,13 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         &lines,
         &mut problems,
     );
+    let compliance: Option<ComplianceSection> = section_of(
+        section("compliance"),
+        &[seg("compliance")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
     let sources: Vec<Option<SourceConfig>> =
         entries_of(section("sources"), "sources", &spans, &lines, &mut problems);
     let sinks: Vec<Option<SinkConfig>> =
@@ -343,6 +465,11 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         http: http.unwrap_or_default(),
         sources: sources.iter().flatten().cloned().collect(),
         sinks: sinks.iter().flatten().cloned().collect(),
+        compliance: if root.contains_key("compliance") {
+            compliance
+        } else {
+            None
+        },
     };
     // Names of every source entry, valid or not, so a sink naming a broken source is not
     // also told that the source does not exist.
@@ -429,22 +556,177 @@ fn semantic_checks(
         } else if !names.insert(s.name.clone()) {
             add(at("name"), format!("duplicate source name `{}`", s.name));
         }
-        if s.entity != Entity::Party {
-            add(
-                at("entity"),
-                "only `party` can be mapped from a file drop so far".into(),
-            );
-        }
-        match (s.kind, &s.file_drop) {
-            (SourceKind::FileDrop, None) => add(
-                at("kind"),
-                "`kind = \"file_drop\"` needs a [sources.file_drop] table".into(),
-            ),
-            (SourceKind::FileDrop, Some(fd)) => {
-                if let Err(e) = fd.validate() {
-                    add(at("file_drop"), e.to_string());
+        // One block of checks per source kind.
+        if s.kind == SourceKind::RestPoll || s.kind == SourceKind::Webhook {
+            let (table, kind) = match s.kind {
+                SourceKind::RestPoll => ("rest_poll", "rest_poll"),
+                _ => ("webhook", "webhook"),
+            };
+            let settings = match s.kind {
+                SourceKind::RestPoll => s.rest_poll.as_ref().map(|c| {
+                    c.validate().err().map(|e| match e {
+                        adapters::rest_poll::RestPollError::Config { field, reason } => {
+                            (field, reason)
+                        }
+                        other => (String::new(), other.to_string()),
+                    })
+                }),
+                _ => s.webhook.as_ref().map(|c| {
+                    c.validate().err().map(|e| match e {
+                        adapters::webhook::VerifyError::Config { field, reason } => {
+                            (field, reason)
+                        }
+                        other => (String::new(), other.to_string()),
+                    })
+                }),
+            };
+            match settings {
+                None => add(
+                    at("kind"),
+                    format!("`kind = \"{kind}\"` needs a [sources.{table}] table"),
+                ),
+                Some(Some((field, reason))) => {
+                    let mut path = at(table);
+                    path.extend(field.split('.').filter(|f| !f.is_empty()).map(seg));
+                    add(path, reason);
+                }
+                Some(None) => {}
+            }
+            if s.mapping.is_none() {
+                add(
+                    at("kind"),
+                    format!("`kind = \"{kind}\"` needs a [sources.mapping] table (docs/mapping.md)"),
+                );
+            }
+            for (key, given) in [
+                ("file_drop", s.file_drop.is_some()),
+                ("columns", s.columns.is_some()),
+                ("reader", s.reader.is_some()),
+            ] {
+                if given {
+                    add(at(key), format!("not used by `kind = \"{kind}\"`"));
                 }
             }
+        }
+        if s.kind != SourceKind::RestPoll && s.rest_poll.is_some() {
+            add(at("rest_poll"), "only for `kind = \"rest_poll\"`".into());
+        }
+        if s.kind != SourceKind::Webhook && s.webhook.is_some() {
+            add(at("webhook"), "only for `kind = \"webhook\"`".into());
+        }
+        if s.kind == SourceKind::Soap {
+            match &s.soap {
+                None => add(
+                    at("kind"),
+                    "`kind = \"soap\"` needs a [sources.soap] table".into(),
+                ),
+                Some(soap) => {
+                    // Field paths such as `operations[1].record_path`.
+                    for (field, reason) in soap.problems() {
+                        let mut path = at("soap");
+                        for part in field.split('.') {
+                            match part.split_once('[') {
+                                Some((key, index)) => {
+                                    path.push(seg(key));
+                                    if let Ok(n) = index.trim_end_matches(']').parse() {
+                                        path.push(Seg::Index(n));
+                                    }
+                                }
+                                None => path.push(seg(part)),
+                            }
+                        }
+                        add(path, reason);
+                    }
+                    if let Some(ws) = &soap.ws_security
+                        && let Err(e) = SecretRef::parse(&ws.password)
+                    {
+                        let mut path = at("soap");
+                        path.extend([seg("ws_security"), seg("password")]);
+                        add(path, e);
+                    }
+                }
+            }
+            if s.mapping.is_none() {
+                add(
+                    at("kind"),
+                    "`kind = \"soap\"` needs a [sources.mapping] table (docs/mapping.md)".into(),
+                );
+            }
+            for (key, given) in [
+                ("file_drop", s.file_drop.is_some()),
+                ("columns", s.columns.is_some()),
+                ("reader", s.reader.is_some()),
+            ] {
+                if given {
+                    add(at(key), "not used by `kind = \"soap\"`".into());
+                }
+            }
+        }
+        if s.kind != SourceKind::Soap && s.soap.is_some() {
+            add(at("soap"), "only for `kind = \"soap\"`".into());
+        }
+        if s.kind == SourceKind::FileDrop {
+            match (&s.columns, &s.reader) {
+                (None, None) => add(
+                    at("columns"),
+                    "a file drop needs [sources.columns] (customer files) or [sources.reader] (bank file formats)".into(),
+                ),
+                (Some(_), Some(_)) => add(
+                    at("reader"),
+                    "give either [sources.columns] or [sources.reader], not both".into(),
+                ),
+                (None, Some(r)) => {
+                    if let Err(e) = r.validate() {
+                        add(at("reader"), e);
+                    }
+                }
+                (Some(_), None) => {
+                    if s.entity != Entity::Party {
+                        add(
+                            at("entity"),
+                            "customer columns map to `party`; use [sources.reader] for other records".into(),
+                        );
+                    }
+                }
+            }
+            match &s.file_drop {
+                None => add(
+                    at("kind"),
+                    "`kind = \"file_drop\"` needs a [sources.file_drop] table".into(),
+                ),
+                Some(fd) => {
+                    if let Err(e) = fd.validate() {
+                        add(at("file_drop"), e.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(c) = &config.compliance {
+        if !(c.threshold > 0.0 && c.threshold <= 1.0) {
+            add(
+                vec![seg("compliance"), seg("threshold")],
+                "must be above 0 and at most 1".into(),
+            );
+        }
+        let mut list_names = BTreeSet::new();
+        for (i, l) in c.lists.iter().enumerate() {
+            if !valid_name(&l.name) || !list_names.insert(l.name.clone()) {
+                add(
+                    vec![seg("compliance"), seg("lists"), Seg::Index(i), seg("name")],
+                    format!("list names must be unique and use only letters, digits, '_' and '-' (`{}`)", l.name),
+                );
+            }
+        }
+        if let Some(t) = &c.api_token
+            && let Err(e) = SecretRef::parse(t)
+        {
+            add(vec![seg("compliance"), seg("api_token")], e);
+        }
+        if let Some(p) = &c.provider
+            && let Err(e) = SecretRef::parse(&p.api_key)
+        {
+            add(vec![seg("compliance"), seg("provider"), seg("api_key")], e);
         }
     }
     let mut sink_names = BTreeSet::new();
@@ -565,6 +847,16 @@ impl Config {
             None => self.data_dir().join("bus.db"),
         }
     }
+    /// The topic the CRM sinks read: what screening cleared, or the canonical topic when
+    /// compliance is not configured.
+    pub fn sink_topic(&self) -> String {
+        if self.compliance.is_some() {
+            self.bus.cleared_topic()
+        } else {
+            self.bus.canonical_topic()
+        }
+    }
+
     pub fn store_path(&self) -> PathBuf {
         match &self.store.path {
             Some(p) => self.resolve(p),
@@ -603,6 +895,54 @@ pub fn check_environment(config: &Config) -> Vec<String> {
                 s.name,
                 fd.inbox.display()
             ));
+        }
+        // Secrets and TLS files of the HTTP sources.
+        let mut refs: Vec<(String, &str)> = Vec::new();
+        if let Some(rp) = &s.rest_poll {
+            refs.extend(rp.secret_refs().into_iter().map(|(f, r)| (format!("rest_poll.{f}"), r)));
+            for (field, file) in rp.tls.iter().flat_map(|t| {
+                [("ca_file", &t.ca_file), ("client_cert", &t.client_cert), ("client_key", &t.client_key)]
+            }) {
+                if let Some(p) = file
+                    && !config.resolve(p).is_file()
+                {
+                    out.push(format!(
+                        "sources `{}`: rest_poll.tls.{field}: {} does not exist",
+                        s.name,
+                        config.resolve(p).display()
+                    ));
+                }
+            }
+        }
+        if let Some(wh) = &s.webhook {
+            refs.push(("webhook.secret".into(), wh.secret.as_str()));
+        }
+        for (field, r) in refs {
+            if let Err(e) = resolve_secret(r, &config.base_dir) {
+                out.push(format!("sources `{}`: {field}: {e}", s.name));
+            }
+        }
+    }
+    if let Some(c) = &config.compliance {
+        if let Some(t) = &c.api_token
+            && let Err(e) = resolve_secret(t, &config.base_dir)
+        {
+            out.push(format!("compliance.api_token: {e}"));
+        }
+        if let Some(p) = &c.provider
+            && let Err(e) = resolve_secret(&p.api_key, &config.base_dir)
+        {
+            out.push(format!("compliance.provider.api_key: {e}"));
+        }
+        for l in &c.lists {
+            let p = config.resolve(&l.path);
+            if !p.exists() {
+                out.push(format!(
+                    "compliance list `{}`: {} does not exist",
+                    l.name,
+                    p.display()
+                ));
+            }
         }
     }
     out
@@ -861,7 +1201,10 @@ mod example_tests {
         assert_eq!(cfg.bus.kind, BusKind::Embedded);
         assert_eq!(cfg.bus.canonical_topic(), "hub.canonical");
         assert_eq!(cfg.data_dir(), PathBuf::from("/etc/hub/var"));
-        assert_eq!(cfg.sources[0].columns.inn.as_deref(), Some("ИНН"));
+        assert_eq!(
+            cfg.sources[0].columns.as_ref().and_then(|c| c.inn.as_deref()),
+            Some("ИНН")
+        );
     }
 
     #[test]

@@ -102,10 +102,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_url = match &opts.http_listen {
         Some(listen) => {
-            let state = crate::http::AppState {
-                bus: ctx.bus.clone(),
-                store: ctx.store.clone(),
-            };
+            let state = crate::http::AppState::of_hub(&ctx)?;
             let (addr, _) = crate::http::serve(listen, state, stop_rx.clone()).await?;
             Some(format!("http://{addr}/metrics"))
         }

@@ -20,14 +20,47 @@ use crate::telemetry;
 pub struct AppState {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<Store>,
+    /// Further routes mounted beside the probes (the compliance API).
+    pub api: Option<Router>,
+}
+
+impl AppState {
+    /// The endpoints of a running hub: probes, metrics and, when configured with a token,
+    /// the compliance API.
+    pub fn of_hub(ctx: &crate::pipeline::Ctx) -> anyhow::Result<AppState> {
+        let mut api = None;
+        if let (Some(screening), Some(section)) = (&ctx.screening, &ctx.config.compliance)
+            && let Some(token) = &section.api_token
+        {
+            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
+                .map_err(|e| anyhow::anyhow!("compliance.api_token: {e}"))?;
+            api = Some(crate::screening::api::router(screening.clone(), token));
+        }
+        if let Some(webhooks) = crate::pipeline::webhook_source::router(ctx)? {
+            api = Some(match api {
+                Some(a) => a.merge(webhooks),
+                None => webhooks,
+            });
+        }
+        Ok(AppState {
+            bus: ctx.bus.clone(),
+            store: ctx.store.clone(),
+            api,
+        })
+    }
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let api = state.api.clone();
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match api {
+        Some(api) => router.merge(api),
+        None => router,
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -106,6 +139,7 @@ mod tests {
         AppState {
             bus: Arc::new(EmbeddedBus::open(&dir.join("bus.db"), 2).unwrap()),
             store: Arc::new(Store::open(&dir.join("state.db")).unwrap()),
+            api: None,
         }
     }
 

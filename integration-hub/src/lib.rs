@@ -8,5 +8,6 @@ pub mod demo_data;
 pub mod http;
 pub mod pipeline;
 pub mod sandbox_crm;
+pub mod screening;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
@@ -79,6 +80,29 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Screen names against the sanctions/PEP lists of a config and print every hit with its
+    /// explanation; `hub screen eval` measures the matcher.
+    #[command(args_conflicts_with_subcommands = true)]
+    Screen {
+        #[command(subcommand)]
+        eval: Option<ScreenCommand>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A CSV of parties: `name` and optionally kind, birth_date, inn, ogrn, passport,
+        /// nationality.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Score from which a match is a hit (default: the config's).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Full names to screen, in any script and word order.
+        names: Vec<String>,
+    },
+    /// Master data: measure record matching.
+    Mdm {
+        #[command(subcommand)]
+        command: MdmCommand,
+    },
     /// Run the sandbox CRM alone (the REST CRM API the generic sink speaks).
     SandboxCrm {
         #[arg(long, default_value = "127.0.0.1:8088")]
@@ -89,9 +113,45 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ScreenCommand {
+    /// Precision/recall on labelled name pairs (`schema,name1,name2,is_match`), alerts per
+    /// 1,000 people on no list, recall on rewritten UN entries.
+    Eval {
+        /// Labelled pairs; last line `precision=P recall=R f1=F threshold=T`.
+        #[arg(long)]
+        pairs: Option<PathBuf>,
+        /// People on no list (`full_name,...,date_of_birth,...,nationality`), screened against
+        /// the lists of --config; last line `alerts_per_1000=X`.
+        #[arg(long)]
+        negatives: Option<PathBuf>,
+        /// Recall on UN-listed persons rewritten in Cyrillic, reordered, shortened and
+        /// re-romanised (needs a UN list in --config).
+        #[arg(long)]
+        un_variants: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        threshold: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MdmCommand {
+    /// Pair precision/recall of the matcher on FEBRL-layout files: one file deduplicates,
+    /// two link; last line `precision=P recall=R f1=F`.
+    Eval {
+        #[arg(long, num_args = 1..=2, required = true)]
+        febrl: Vec<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Bench { .. } | Command::Screen { .. } | Command::Mdm { .. }
+    );
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -197,6 +257,21 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Screen {
+            eval,
+            config,
+            input,
+            threshold,
+            names,
+        } => screen(eval, config, input, threshold, names),
+        Command::Mdm {
+            command: MdmCommand::Eval { febrl },
+        } => {
+            let paths: Vec<&std::path::Path> = febrl.iter().map(PathBuf::as_path).collect();
+            let report = mapping::mdm::febrl::eval(&paths).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::SandboxCrm { listen, token } => {
             let mut crm = integration_hub::sandbox_crm::SandboxCrm::new();
             if let Some(t) = token {
@@ -206,6 +281,57 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("sandbox CRM on http://{addr}");
             task.await?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `hub screen` and `hub screen eval`.
+fn screen(
+    eval: Option<ScreenCommand>,
+    config: Option<PathBuf>,
+    input: Option<PathBuf>,
+    threshold: Option<f64>,
+    names: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use integration_hub::screening::cli;
+    let load = |p: &PathBuf| config::load(p).map_err(|e| anyhow::anyhow!("{e}"));
+    let mut out = std::io::stdout().lock();
+    match eval {
+        Some(ScreenCommand::Eval {
+            pairs,
+            negatives,
+            un_variants,
+            config,
+            threshold,
+        }) => {
+            if pairs.is_none() && negatives.is_none() && !un_variants {
+                anyhow::bail!("give --pairs FILE, --negatives FILE or --un-variants");
+            }
+            let cfg = config.as_ref().map(load).transpose()?;
+            cli::eval(
+                cfg.as_ref(),
+                pairs.as_deref(),
+                negatives.as_deref(),
+                un_variants,
+                threshold,
+                &mut out,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let config = config.context("--config FILE is required: it names the lists")?;
+            if names.is_empty() && input.is_none() {
+                anyhow::bail!("give names to screen or --input parties.csv");
+            }
+            let cfg = load(&config)?;
+            let engine = cli::engine_of(&cfg, threshold)?;
+            let hits = cli::screen(&engine, &names, input.as_deref(), &mut out)?;
+            // Exit 1 when anything hit, so scripts can react.
+            Ok(if hits > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -305,10 +431,7 @@ async fn run_hub(cfg: config::Config) -> anyhow::Result<()> {
     let _ = telemetry::prometheus();
     let ctx = pipeline::open(cfg, stats).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = http::AppState {
-        bus: ctx.bus.clone(),
-        store: ctx.store.clone(),
-    };
+    let state = http::AppState::of_hub(&ctx)?;
     let (addr, server) = http::serve(&listen, state, stop_rx.clone()).await?;
     tracing::info!(%addr, "http listening: /healthz /readyz /metrics");
     let hub = tokio::spawn(pipeline::run(ctx, stop_rx));

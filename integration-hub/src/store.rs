@@ -20,6 +20,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[error("state store: {0}")]
 pub struct StoreError(String);
 
+impl StoreError {
+    pub fn new(message: String) -> StoreError {
+        StoreError(message)
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
@@ -69,7 +75,13 @@ impl Store {
              CREATE TABLE IF NOT EXISTS delivered (
                 sink TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL,
                 version INTEGER NOT NULL, envelope_id TEXT NOT NULL, delivered_at TEXT NOT NULL,
-                PRIMARY KEY (sink, entity, key));",
+                PRIMARY KEY (sink, entity, key));
+             CREATE TABLE IF NOT EXISTS source_cursors (
+                source TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS webhook_seen (
+                source TEXT NOT NULL, event_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
+                PRIMARY KEY (source, event_id));
+             CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (source, seen_at);",
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -198,6 +210,81 @@ impl Store {
         )?;
         Ok(n as u64)
     }
+
+    /// The persisted cursor of a polling source (REST, SOAP), or `None` before its first
+    /// acknowledged page.
+    pub fn cursor_get(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .conn()?
+            .query_row(
+                "SELECT cursor FROM source_cursors WHERE source = ?1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Persists a polling source's cursor. Call only after the bus acknowledged every record
+    /// up to it.
+    pub fn cursor_put(&self, source: &str, cursor: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO source_cursors (source, cursor, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET
+               cursor = excluded.cursor, updated_at = excluded.updated_at",
+            params![source, cursor, chrono::Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// For each of `ids`, whether webhook source `source` accepted it before (and it was not
+    /// pruned yet).
+    pub fn webhook_seen(&self, source: &str, ids: &[String]) -> Result<Vec<bool>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT 1 FROM webhook_seen WHERE source = ?1 AND event_id = ?2",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                stmt.query_row(params![source, id], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records webhook event ids as accepted at `at_unix` (seconds); an id already there
+    /// keeps its first time. Call only after the events are durable on the bus.
+    pub fn webhook_record_seen(
+        &self,
+        source: &str,
+        ids: &[String],
+        at_unix: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO webhook_seen (source, event_id, seen_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for id in ids {
+                stmt.execute(params![source, id, at_unix])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the webhook ids of `source` accepted before `before_unix`; returns how many.
+    pub fn webhook_prune_seen(&self, source: &str, before_unix: i64) -> Result<u64, StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM webhook_seen WHERE source = ?1 AND seen_at < ?2",
+            params![source, before_unix],
+        )?;
+        Ok(n as u64)
+    }
 }
 
 #[cfg(test)]
@@ -239,5 +326,42 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.ledger_get("abs", "ab").unwrap(), Some(e));
         assert_eq!(s.ledger_get("abs", "cd").unwrap(), None);
+    }
+
+    #[test]
+    fn cursors_and_webhook_ids_survive_reopen_and_ids_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = Store::open(&path).unwrap();
+            assert_eq!(s.cursor_get("abs-rest").unwrap(), None);
+            s.cursor_put("abs-rest", "2024-01-01T00:00:00Z").unwrap();
+            s.cursor_put("abs-rest", "2024-01-02T00:00:00Z").unwrap();
+            s.webhook_record_seen("hook", &["a".into(), "b".into()], 100)
+                .unwrap();
+            s.webhook_record_seen("hook", &["b".into(), "c".into()], 200)
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.cursor_get("abs-rest").unwrap().as_deref(),
+            Some("2024-01-02T00:00:00Z")
+        );
+        assert_eq!(s.cursor_get("other").unwrap(), None);
+        let ids = ["a".to_string(), "b".into(), "c".into(), "d".into()];
+        assert_eq!(
+            s.webhook_seen("hook", &ids).unwrap(),
+            vec![true, true, true, false]
+        );
+        assert_eq!(
+            s.webhook_seen("other", &ids[..1]).unwrap(),
+            vec![false]
+        );
+        // "b" kept its first time (100): pruning before 150 drops a and b.
+        assert_eq!(s.webhook_prune_seen("hook", 150).unwrap(), 2);
+        assert_eq!(
+            s.webhook_seen("hook", &ids).unwrap(),
+            vec![false, false, true, false]
+        );
     }
 }

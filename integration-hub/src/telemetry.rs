@@ -86,6 +86,26 @@ fn describe() {
         "hub_task_restarts_total",
         "Supervised tasks restarted after a failure."
     );
+    describe_counter!(
+        "hub_screening_results_total",
+        "Parties screened, by result (clear, potential, confirmed)."
+    );
+    describe_counter!(
+        "hub_compliance_alerts_total",
+        "115-FZ monitoring alerts raised, by rule."
+    );
+    describe_counter!(
+        "hub_compliance_decisions_total",
+        "Compliance officers' decisions, by outcome."
+    );
+    metrics::describe_gauge!(
+        "hub_sanctions_list_entries",
+        "Entries of each loaded sanctions/PEP list."
+    );
+    metrics::describe_gauge!(
+        "hub_sanctions_list_loaded_timestamp_seconds",
+        "When each list was last loaded (Unix time); its age is time() minus this."
+    );
     describe_histogram!(
         SYNC_LAG,
         metrics::Unit::Seconds,
@@ -323,5 +343,45 @@ pub fn task_restarted(task: &str, reason: &str, attempt: u32) {
         reason,
         attempt,
         "task failed; restarting"
+    );
+}
+
+/// A party screened: counts only, never names.
+pub fn screened(source: &str, result: &str) {
+    counter!("hub_screening_results_total", "source" => source.to_string(), "result" => result.to_string())
+        .increment(1);
+}
+
+pub fn alert_raised(source: &str, rule: &str) {
+    counter!("hub_compliance_alerts_total", "source" => source.to_string(), "rule" => rule.to_string())
+        .increment(1);
+    tracing::warn!(event = "compliance_alert", source, rule, "115-FZ monitoring alert raised");
+}
+
+pub fn compliance_decision(outcome: &str) {
+    counter!("hub_compliance_decisions_total", "outcome" => outcome.to_string()).increment(1);
+}
+
+pub fn list_loaded(list: &str, entries: usize) {
+    metrics::gauge!("hub_sanctions_list_entries", "list" => list.to_string()).set(entries as f64);
+    metrics::gauge!("hub_sanctions_list_loaded_timestamp_seconds", "list" => list.to_string())
+        .set(chrono::Utc::now().timestamp() as f64);
+}
+
+/// A record of a non-file source quarantined (see `pipeline::quarantine`).
+pub fn record_quarantined(stats: &Stats, source: &str, location: &str, field: &str, reason: &str) {
+    bump(&stats.quarantined, 1);
+    if let Ok(mut m) = stats.quarantine_reasons.lock() {
+        *m.entry(field.to_string()).or_default() += 1;
+    }
+    counter!("hub_source_records_quarantined_total", "source" => source.to_string(), "field" => field.to_string())
+        .increment(1);
+    tracing::warn!(
+        event = "record_quarantined",
+        source,
+        location,
+        field,
+        reason,
+        "record quarantined"
     );
 }

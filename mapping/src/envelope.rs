@@ -18,6 +18,10 @@ pub enum Entity {
     Account,
     Card,
     Transaction,
+    /// A balance a bank statement reports.
+    Balance,
+    /// A statement, report or notification header.
+    Statement,
 }
 
 impl Entity {
@@ -27,6 +31,8 @@ impl Entity {
             Entity::Account => "account",
             Entity::Card => "card",
             Entity::Transaction => "transaction",
+            Entity::Balance => "balance",
+            Entity::Statement => "statement",
         }
     }
 }

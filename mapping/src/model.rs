@@ -106,6 +106,13 @@ pub struct Account {
     /// Account status at the source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The account holder's name as a bank statement gives it (ISO 20022 `Acct/Ownr/Nm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<String>,
+    /// SWIFT BIC of the servicing institution as a statement gives it (ISO 20022
+    /// `Acct/Svcr`); `bic` keeps the nine-digit Russian bank code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servicer_bic: Option<String>,
 }
 
 /// A payment card. Holds a token and a mask, never the full card number.
@@ -128,6 +135,36 @@ pub struct Card {
     /// Card status at the source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The life-cycle event this record reports, when the source sends card events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<CardEvent>,
+    /// The card's spending limit in minor units of `limit_currency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_minor: Option<i64>,
+    /// ISO 4217 alphabetic currency code of `limit_minor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_currency: Option<String>,
+    /// Token of the card this one replaces (a reissue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<String>,
+}
+
+/// A card life-cycle event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardEvent {
+    /// The card was issued.
+    Issued,
+    /// The card was activated by its holder.
+    Activated,
+    /// The card was blocked.
+    Blocked,
+    /// A block was lifted.
+    Unblocked,
+    /// The spending limit changed.
+    LimitChanged,
+    /// The card was reissued (see `previous_token`).
+    Reissued,
 }
 
 /// Direction of money movement relative to the account.
@@ -168,6 +205,78 @@ pub struct Transaction {
     /// Payment purpose text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// The date the money is valued (ISO 20022 `ValDt`, MT940 `:61:` value date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_date: Option<NaiveDate>,
+    /// The servicing bank's reference of the entry (ISO 20022 `AcctSvcrRef`, MT940 `:61:`
+    /// reference after `//`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_reference: Option<String>,
+    /// The account owner's reference (MT940 `:61:` customer reference, the payment order
+    /// number of a 1C document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_reference: Option<String>,
+    /// The end-to-end id the payer gave the payment (ISO 20022 `Refs/EndToEndId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_to_end_id: Option<String>,
+    /// SWIFT BIC (or nine-digit Russian bank code) of the counterparty's bank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty_bic: Option<String>,
+    /// ISO 3166 alpha-2 country of the counterparty's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty_country: Option<String>,
+    /// The bank's transaction type code (ISO 20022 `BkTxCd`, MT940 `:61:` type such as
+    /// `NTRF`, the 1C document kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_transaction_code: Option<String>,
+    /// The bank's booking status when the source gives one (ISO 20022 `BOOK`, `PDNG`,
+    /// `INFO`; a CSV status column); absent means booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The balance of an account at a date, as a bank statement reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Source id of the account.
+    pub account_source_id: String,
+    /// The statement that reports it, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_source_id: Option<String>,
+    /// ISO 20022 balance type code: `OPBD` (opening booked), `CLBD` (closing booked),
+    /// `ITBD` (interim booked), `OPAV`, `CLAV`, `FWAV`, `ITAV`, `PRCD`, `INFO`, ...
+    /// MT940 tags map to them (`:60F:` `OPBD`, `:60M:` and `:62M:` `ITBD`, `:62F:` `CLBD`,
+    /// `:64:` `CLAV`, `:65:` `FWAV`).
+    pub kind: String,
+    /// Signed amount in minor units of the currency: negative for a debit balance.
+    pub amount_minor: i64,
+    /// ISO 4217 alphabetic currency code.
+    pub currency: String,
+    /// The date the balance is at.
+    pub date: NaiveDate,
+}
+
+/// The header of one bank statement (or report, or notification) of one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The statement's id at the source (ISO 20022 `Stmt/Id`, MT940 `:20:` with `:28C:`).
+    pub source_id: String,
+    /// Source id of the account it reports on.
+    pub account_source_id: String,
+    /// The message kind: `camt.052`, `camt.053`, `camt.054`, `mt940`, `mt942`, `1c`.
+    pub kind: String,
+    /// Statement or sequence number (`ElctrncSeqNb`, `:28C:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+    /// When the bank created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// First day covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_date: Option<NaiveDate>,
+    /// Last day covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_date: Option<NaiveDate>,
 }
 
 /// Validates a card number (13 to 19 digits, spaces and hyphens allowed, Luhn check digit) and
@@ -314,6 +423,14 @@ mod tests {
             counterparty_inn: None,
             counterparty_account: None,
             purpose: Some("оплата".into()),
+            value_date: None,
+            bank_reference: None,
+            customer_reference: None,
+            end_to_end_id: None,
+            counterparty_bic: None,
+            counterparty_country: None,
+            bank_transaction_code: None,
+            status: None,
         };
         let v = serde_json::to_value(&t).unwrap();
         assert_eq!(v["direction"], "credit");

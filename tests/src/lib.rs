@@ -1,4 +1,5 @@
 //! Test harness: real Kafka broker control, hub process control, end-to-end helpers.
 
+pub mod core_bank;
 pub mod hub;
 pub mod kafka;

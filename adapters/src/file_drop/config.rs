@@ -27,6 +27,15 @@ pub enum Encoding {
         alias = "WINDOWS-1251"
     )]
     Windows1251,
+    /// The single-byte Cyrillic DOS code page 866 (1C files with `Кодировка=DOS`).
+    #[serde(
+        rename = "cp866",
+        alias = "ibm866",
+        alias = "IBM866",
+        alias = "CP866",
+        alias = "dos"
+    )]
+    Cp866,
 }
 
 impl Encoding {
@@ -35,7 +44,22 @@ impl Encoding {
         match self {
             Encoding::Utf8 => "utf-8",
             Encoding::Windows1251 => "windows-1251",
+            Encoding::Cp866 => "cp866",
         }
+    }
+
+    /// The `encoding_rs` codec.
+    pub fn codec(self) -> &'static encoding_rs::Encoding {
+        match self {
+            Encoding::Utf8 => encoding_rs::UTF_8,
+            Encoding::Windows1251 => encoding_rs::WINDOWS_1251,
+            Encoding::Cp866 => encoding_rs::IBM866,
+        }
+    }
+
+    /// Whether every character is one byte (the Cyrillic code pages).
+    pub fn is_single_byte(self) -> bool {
+        self != Encoding::Utf8
     }
 }
 
@@ -60,7 +84,7 @@ pub struct FileDropConfig {
     /// ignores ASCII case. Names starting with `.` are never picked up.
     #[serde(default = "default_pattern")]
     pub pattern: String,
-    /// The encoding of the files: `utf-8` (default) or `windows-1251`.
+    /// The encoding of the files: `utf-8` (default), `windows-1251` or `cp866`.
     #[serde(default)]
     pub encoding: Encoding,
     /// The cell separator; must be a single ASCII character. Default `;`.

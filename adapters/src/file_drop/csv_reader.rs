@@ -11,10 +11,11 @@
 //!   files.
 //! - Fatal problems are a [`FileDropError`] from [`CsvReader::open`], found before any row is
 //!   handed out: bytes that are not valid UTF-8 when UTF-8 is configured (naming the line of
-//!   the first bad byte), a file that is UTF-8 text when windows-1251 is configured (a UTF-8
-//!   byte-order mark, or non-ASCII bytes across the whole file that mostly form valid UTF-8
-//!   sequences; naming the line of the first one), a byte the configured encoding does not
-//!   define (windows-1251 defines all 256), or a missing, unreadable, overlong or ambiguous
+//!   the first bad byte), a file that is UTF-8 text when windows-1251 or cp866 is configured
+//!   (a UTF-8 byte-order mark, or non-ASCII bytes across the whole file that mostly form
+//!   valid UTF-8 sequences; naming the line of the first one), a byte the configured encoding
+//!   does not define (windows-1251 and cp866 define all 256), or a missing, unreadable,
+//!   overlong or ambiguous
 //!   header row. A UTF-8 BOM is stripped.
 //! - The first non-blank row is the header; header names are trimmed of surrounding
 //!   whitespace, cells are not touched. Blank lines are skipped.
@@ -171,10 +172,29 @@ impl CsvReader {
         Self::open_chunked(path, cfg, CHUNK_SIZE)
     }
 
+    /// Opens the file at `path` with an explicit encoding and delimiter, for readers (such as
+    /// the bank-statement CSV format) whose settings do not come from a [`FileDropConfig`].
+    pub fn open_with(
+        path: &Path,
+        encoding: Encoding,
+        delimiter: u8,
+    ) -> Result<Self, FileDropError> {
+        Self::open_parts(path, encoding, delimiter, CHUNK_SIZE)
+    }
+
     /// [`CsvReader::open`] reading `chunk` bytes at a time.
     pub(crate) fn open_chunked(
         path: &Path,
         cfg: &FileDropConfig,
+        chunk: usize,
+    ) -> Result<Self, FileDropError> {
+        Self::open_parts(path, cfg.encoding, cfg.delimiter_byte(), chunk)
+    }
+
+    fn open_parts(
+        path: &Path,
+        encoding: Encoding,
+        delimiter: u8,
         chunk: usize,
     ) -> Result<Self, FileDropError> {
         let file = path
@@ -183,15 +203,9 @@ impl CsvReader {
             .unwrap_or_else(|| path.display().to_string());
         let io_error = |e| FileDropError::io("read", path, e);
         let mut handle = File::open(path).map_err(io_error)?;
-        check_encoding(&file, path, &mut handle, cfg.encoding, chunk)?;
+        check_encoding(&file, path, &mut handle, encoding, chunk)?;
         handle.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        Self::start(
-            file,
-            Source::File(handle),
-            cfg.encoding,
-            cfg.delimiter_byte(),
-            chunk,
-        )
+        Self::start(file, Source::File(handle), encoding, delimiter, chunk)
     }
 
     /// Opens `bytes` already in memory; `file` names the file in messages.
@@ -441,8 +455,8 @@ pub fn decode(file: &str, mut bytes: Vec<u8>, encoding: Encoding) -> Result<Stri
                 undecodable(file, line_at(e.as_bytes(), at), encoding)
             })
         }
-        Encoding::Windows1251 => {
-            let (text, had_errors) = encoding_rs::WINDOWS_1251.decode_without_bom_handling(&bytes);
+        Encoding::Windows1251 | Encoding::Cp866 => {
+            let (text, had_errors) = encoding.codec().decode_without_bom_handling(&bytes);
             if had_errors {
                 let line = text
                     .find('\u{FFFD}')
@@ -476,7 +490,7 @@ fn undecodable(file: &str, line: u64, encoding: Encoding) -> FileDropError {
             file: file.to_owned(),
             line,
         },
-        Encoding::Windows1251 => FileDropError::Undecodable {
+        Encoding::Windows1251 | Encoding::Cp866 => FileDropError::Undecodable {
             file: file.to_owned(),
             line,
             encoding: encoding.as_str(),
@@ -495,7 +509,9 @@ fn row_too_long_reason() -> String {
 fn undecodable_reason(encoding: Encoding) -> String {
     match encoding {
         Encoding::Utf8 => "not valid utf-8".to_owned(),
-        Encoding::Windows1251 => format!("byte not defined in {}", encoding.as_str()),
+        Encoding::Windows1251 | Encoding::Cp866 => {
+            format!("byte not defined in {}", encoding.as_str())
+        }
     }
 }
 
@@ -514,9 +530,9 @@ fn check_encoding<R: Read>(
     let chunk = chunk.max(1);
     let undefined = match encoding {
         Encoding::Utf8 => None,
-        Encoding::Windows1251 => Some(undefined_bytes(encoding_rs::WINDOWS_1251)),
+        Encoding::Windows1251 | Encoding::Cp866 => Some(undefined_bytes(encoding.codec())),
     }
-    // Skip the scan when every byte is defined (as it is for windows-1251 today).
+    // Skip the scan when every byte is defined (as it is for windows-1251 and cp866 today).
     .filter(|table| table.contains(&true));
     let mut first_undefined: Option<u64> = None;
     let mut scan = Utf8Scan::default();
@@ -544,7 +560,7 @@ fn check_encoding<R: Read>(
                     });
                 }
             }
-            Encoding::Windows1251 => {
+            Encoding::Windows1251 | Encoding::Cp866 => {
                 if scan.bom {
                     return Err(FileDropError::LooksLikeUtf8 {
                         file: file.to_owned(),
@@ -562,7 +578,7 @@ fn check_encoding<R: Read>(
             buf.copy_within(end - carry..end, 0);
         }
     }
-    if encoding == Encoding::Windows1251 {
+    if encoding.is_single_byte() {
         if scan.looks_like_utf8() {
             return Err(FileDropError::LooksLikeUtf8 {
                 file: file.to_owned(),
@@ -732,7 +748,9 @@ impl<R: Read> Decoding<R> {
     fn new(source: R, encoding: Encoding, chunk: usize) -> Self {
         let decoder = match encoding {
             Encoding::Utf8 => encoding_rs::UTF_8.new_decoder_with_bom_removal(),
-            Encoding::Windows1251 => encoding_rs::WINDOWS_1251.new_decoder_without_bom_handling(),
+            Encoding::Windows1251 | Encoding::Cp866 => {
+                encoding.codec().new_decoder_without_bom_handling()
+            }
         };
         let chunk = chunk.max(1);
         Decoding {

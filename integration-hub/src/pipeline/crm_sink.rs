@@ -48,7 +48,7 @@ pub async fn run(
     let concurrency = crm_cfg.concurrency.max(1);
     let client = Arc::new(CrmRestClient::new(crm_cfg)?);
     let group = format!("{}-sink-{}", ctx.config.bus.topic_prefix, sink.name);
-    let topic = ctx.config.bus.canonical_topic();
+    let topic = ctx.config.sink_topic();
     let mut consumer = ctx.bus.subscribe(&group, &topic).await?;
     tracing::info!(sink = %sink.name, group, topic, "sink started");
     let mut pause = Duration::from_millis(500);
@@ -121,7 +121,9 @@ async fn deliver_batch(
                 continue;
             }
         };
-        if !sink.sources.is_empty() && !sink.sources.contains(&env.source) {
+        if (!sink.sources.is_empty() && !sink.sources.contains(&env.source))
+            || !sink.entities.contains(&env.entity)
+        {
             continue;
         }
         let key = (env.entity.as_str().to_string(), env.key.clone());

@@ -124,34 +124,10 @@ async fn process(
         return Ok(());
     }
 
-    // Opening checks the encoding of the whole file (streaming) before any row is handed out.
-    let (path, fd2) = (claimed.path.clone(), fd.clone());
-    let reader = match tokio::task::spawn_blocking(move || CsvReader::open(&path, &fd2)).await? {
-        Ok(r) => r,
-        Err(e) => return fail(ctx, source, fd, &claimed, &e.to_string()),
-    };
-    let bound = match source.columns.bind(reader.headers()) {
-        Ok(b) => b,
-        Err(errs) => {
-            let msg = errs
-                .iter()
-                .map(|e| format!("{}: line 1 (header): {e}", claimed.original_name))
-                .collect::<Vec<_>>()
-                .join("\n");
-            return fail(ctx, source, fd, &claimed, &msg);
-        }
-    };
-
-    // Map on a blocking thread, publish here; the bounded channel keeps memory flat.
     let (tx, mut rx) = mpsc::channel::<Mapped>(CHANNEL_BATCHES);
-    let mapper = {
-        let ctx = ctx.clone();
-        let source = source.clone();
-        let claimed = claimed.clone();
-        let fd = fd.clone();
-        tokio::task::spawn_blocking(move || {
-            map_file(&ctx, &source, &fd, &claimed, reader, bound, tx)
-        })
+    let mapper = match start_mapping(ctx, source, fd, &claimed, tx).await? {
+        Ok(m) => m,
+        Err(reason) => return fail(ctx, source, fd, &claimed, &reason),
     };
     let topic = ctx.config.bus.canonical_topic();
     let mut events = 0u64;
@@ -221,6 +197,142 @@ fn fail(
     std::fs::write(&report, format!("{reason}\n"))
         .with_context(|| format!("cannot write {}", report.display()))?;
     telemetry::file_failed(&ctx.stats, &source.name, &claimed.original_name, reason);
+    Ok(())
+}
+
+/// Opens the file and starts mapping it on a blocking thread; `Err(reason)` when the file
+/// cannot be read at all (it goes to failed/).
+async fn start_mapping(
+    ctx: &Ctx,
+    source: &SourceConfig,
+    fd: &FileDropConfig,
+    claimed: &Claimed,
+    tx: mpsc::Sender<Mapped>,
+) -> anyhow::Result<Result<tokio::task::JoinHandle<anyhow::Result<()>>, String>> {
+    if let Some(format) = source.reader.clone() {
+        let path = claimed.path.clone();
+        let records = match tokio::task::spawn_blocking(move || format.open(&path)).await? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let (ctx, source, fd, claimed) = (ctx.clone(), source.clone(), fd.clone(), claimed.clone());
+        return Ok(Ok(tokio::task::spawn_blocking(move || {
+            map_records(&ctx, &source, &fd, &claimed, records, tx)
+        })));
+    }
+    let Some(columns) = source.columns.clone() else {
+        anyhow::bail!("source {} has neither columns nor a reader", source.name);
+    };
+    // Opening checks the encoding of the whole file (streaming) before any row is handed out.
+    let (path, fd2) = (claimed.path.clone(), fd.clone());
+    let reader = match tokio::task::spawn_blocking(move || CsvReader::open(&path, &fd2)).await? {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let bound = match columns.bind(reader.headers()) {
+        Ok(b) => b,
+        Err(errs) => {
+            return Ok(Err(errs
+                .iter()
+                .map(|e| format!("{}: line 1 (header): {e}", claimed.original_name))
+                .collect::<Vec<_>>()
+                .join("\n")));
+        }
+    };
+    // Map on a blocking thread, publish in the caller; the bounded channel keeps memory flat.
+    let (ctx, source, fd, claimed) = (ctx.clone(), source.clone(), fd.clone(), claimed.clone());
+    Ok(Ok(tokio::task::spawn_blocking(move || {
+        map_file(&ctx, &source, &fd, &claimed, reader, bound, tx)
+    })))
+}
+
+/// Maps every record of a bank file (statement, report, 1C exchange); runs on a blocking
+/// thread. A bad record is quarantined with its line or element; a structural error stops
+/// the file after what was read before it.
+fn map_records(
+    ctx: &Ctx,
+    source: &SourceConfig,
+    fd: &FileDropConfig,
+    claimed: &Claimed,
+    records: adapters::formats::Records,
+    tx: mpsc::Sender<Mapped>,
+) -> anyhow::Result<()> {
+    use adapters::formats::{ErrorScope, Record};
+    let event_time: DateTime<Utc> = claimed.modified.into();
+    let version = event_time.timestamp_millis();
+    let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
+    let (mut rows, mut bad) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    for item in records {
+        rows += 1;
+        if rows % PROGRESS_EVERY == 0 {
+            telemetry::file_progress(&source.name, &claimed.original_name, rows);
+        }
+        let item = match item {
+            Ok(i) => i,
+            Err(e) if e.scope == ErrorScope::File => {
+                if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
+                    return Ok(());
+                }
+                quarantine.finish()?;
+                let _ = tx.blocking_send(Mapped::Stopped {
+                    reason: e.to_string(),
+                });
+                return Ok(());
+            }
+            Err(e) => {
+                bad += 1;
+                let field = e.field.clone().unwrap_or_else(|| "record".into());
+                let line = e.location.line;
+                let reason = match &e.location.element {
+                    Some(el) => format!("{el}: {}", e.reason),
+                    None => e.reason.clone(),
+                };
+                telemetry::row_quarantined(
+                    &ctx.stats,
+                    &source.name,
+                    &claimed.original_name,
+                    line,
+                    &field,
+                    &reason,
+                );
+                quarantine.add(line, &field, &reason)?;
+                continue;
+            }
+        };
+        let (entity, payload) = match &item.record {
+            Record::Account(a) => (Entity::Account, serde_json::to_value(a)?),
+            Record::Transaction(t) => (Entity::Transaction, serde_json::to_value(t)?),
+            Record::Balance(b) => (Entity::Balance, serde_json::to_value(b)?),
+            Record::Statement(st) => (Entity::Statement, serde_json::to_value(st)?),
+        };
+        let env = Envelope::new(
+            &source.name,
+            entity,
+            Op::Upsert,
+            &item.record.key(),
+            version,
+            event_time,
+            Utc::now(),
+            payload,
+        );
+        batch.push(to_message(&env)?);
+        if batch.len() >= PUBLISH_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(PUBLISH_BATCH));
+            if tx.blocking_send(Mapped::Batch(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    telemetry::rows_read(&ctx.stats, &source.name, rows);
+    if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
+        return Ok(());
+    }
+    quarantine.finish()?;
+    let _ = tx.blocking_send(Mapped::Done {
+        rows,
+        quarantined: bad,
+    });
     Ok(())
 }
 

@@ -9,7 +9,11 @@
 
 pub mod crm_sink;
 pub mod file_source;
+pub mod quarantine;
+pub mod rest_source;
 pub mod sink_plan;
+pub mod soap_source;
+pub mod webhook_source;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +26,8 @@ use tokio::task::JoinSet;
 use crate::bus::Bus;
 use crate::bus::embedded::EmbeddedBus;
 use crate::bus::kafka::KafkaBus;
-use crate::config::{BusKind, Config};
+use crate::config::{BusKind, Config, SourceKind};
+use crate::screening::Screening;
 use crate::store::Store;
 use crate::telemetry::{self, Stats};
 
@@ -36,6 +41,8 @@ pub struct Shared {
     _lock: std::fs::File,
     pub store: Arc<Store>,
     pub stats: Arc<Stats>,
+    /// Screening and monitoring, when `[compliance]` is configured.
+    pub screening: Option<Arc<Screening>>,
 }
 
 pub type Ctx = Arc<Shared>;
@@ -68,6 +75,10 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
         }
     };
     let store = Arc::new(Store::open(&config.store_path()).context("cannot open state store")?);
+    let screening = match &config.compliance {
+        Some(_) => Some(Screening::open(&config)?),
+        None => None,
+    };
     Ok(Arc::new(Shared {
         config,
         bus,
@@ -75,6 +86,7 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
         _lock: lock,
         store,
         stats,
+        screening,
     }))
 }
 
@@ -108,9 +120,23 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
     for source in ctx.config.sources.clone() {
         let ctx = ctx.clone();
         let name = format!("source:{}", source.name);
-        tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
-            file_source::run(ctx.clone(), source.clone(), sd)
-        }));
+        // One arm per source kind.
+        match source.kind {
+            SourceKind::FileDrop => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+                file_source::run(ctx.clone(), source.clone(), sd)
+            })),
+            SourceKind::RestPoll => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+                rest_source::run(ctx.clone(), source.clone(), sd)
+            })),
+            // Deliveries arrive through the HTTP listener (`webhook_source::router`); the
+            // task keeps the record of accepted ids pruned.
+            SourceKind::Webhook => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+                webhook_source::run(ctx.clone(), source.clone(), sd)
+            })),
+            SourceKind::Soap => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+                soap_source::run(ctx.clone(), source.clone(), sd)
+            })),
+        };
     }
     for sink in ctx.config.sinks.clone() {
         let ctx = ctx.clone();
@@ -119,17 +145,27 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
             crm_sink::run(ctx.clone(), sink.clone(), sd)
         }));
     }
+    if let Some(screening) = ctx.screening.clone() {
+        let ctx = ctx.clone();
+        tasks.spawn(supervise("screening".into(), shutdown.clone(), move |sd| {
+            crate::screening::stage::run(ctx.clone(), screening.clone(), sd)
+        }));
+    }
     if let Some(bus) = ctx.embedded.clone() {
         let every = ctx.config.bus.embedded.compact_every_secs;
-        let topic = ctx.config.bus.canonical_topic();
+        let mut topics = vec![ctx.config.bus.canonical_topic()];
+        if ctx.screening.is_some() {
+            topics.push(ctx.config.bus.cleared_topic());
+        }
         if every > 0 {
-            let shutdown = shutdown.clone();
-            tasks.spawn(compact_periodically(
-                bus,
-                topic,
-                Duration::from_secs(every),
-                shutdown,
-            ));
+            for topic in topics {
+                tasks.spawn(compact_periodically(
+                    bus.clone(),
+                    topic,
+                    Duration::from_secs(every),
+                    shutdown.clone(),
+                ));
+            }
         }
     }
     while let Some(r) = tasks.join_next().await {

@@ -277,7 +277,7 @@ fn parse_ack(status: StatusCode, bytes: &[u8], upsert: &ContactUpsert) -> Result
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -288,7 +288,7 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Error codes are short identifiers; anything else is not kept.
-fn usable_code(code: &str) -> bool {
+pub(crate) fn usable_code(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 64
         && code
@@ -313,7 +313,7 @@ pub fn encode_path_segment(segment: &str) -> String {
 }
 
 /// An error and its sources, joined; reqwest's own text is short and the cause is below it.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
