@@ -556,6 +556,18 @@ fn semantic_checks(
         } else if !names.insert(s.name.clone()) {
             add(at("name"), format!("duplicate source name `{}`", s.name));
         }
+        // The declarative mapping compiles, whatever the source kind. Secret references
+        // are only checked for their form here; check_environment resolves secrets.
+        if let Some(m) = &s.mapping {
+            let placeholder = "0".repeat(mapping::declarative::MIN_PAN_KEY_BYTES);
+            if let Err(problems) = m.compile(&|r| SecretRef::parse(r).map(|_| placeholder.clone())) {
+                for p in problems {
+                    let mut path = at("mapping");
+                    path.extend(p.path.iter().map(|k| seg(k)));
+                    add(path, p.reason);
+                }
+            }
+        }
         // One block of checks per source kind.
         if s.kind == SourceKind::RestPoll || s.kind == SourceKind::Webhook {
             let (table, kind) = match s.kind {

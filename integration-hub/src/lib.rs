@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_data;
 pub mod http;
+pub mod mapping_cli;
 pub mod pipeline;
 pub mod sandbox_crm;
 pub mod screening;

@@ -274,5 +274,126 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     );
     // The statement's records are not CRM contacts.
     assert_eq!(crm.contacts_len(), 3);
+
+    // 4. The list changes: a new entry matches a customer already in the CRM. Only the new
+    //    entry is screened against the stored parties; a case opens for that customer.
+    let updated = UN_LIST.replace("  </INDIVIDUALS>", NEW_ENTRY);
+    std::fs::write(dir.path().join("lists/un.xml"), updated).unwrap();
+    let mut new_case = serde_json::Value::Null;
+    for _ in 0..300 {
+        let cases = api_get(port, "/api/compliance/cases?status=potential").await;
+        if let Some(c) = cases["cases"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["party_key"] == "C-101"))
+        {
+            new_case = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(new_case["hits"][0]["entry_id"], "QDi.998", "{new_case}");
+
+    // 5. A full re-screen does not raise the false positive again (same data, same entry).
+    let before = api_get(port, "/api/compliance/summary").await["full_rescreens_done"]
+        .as_u64()
+        .unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/compliance/rescreen"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let mut done = before;
+    for _ in 0..300 {
+        done = api_get(port, "/api/compliance/summary").await["full_rescreens_done"]
+            .as_u64()
+            .unwrap();
+        if done > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(done > before, "the re-screen did not run");
+    let cases = api_get(port, "/api/compliance/cases").await;
+    let for_c100: Vec<_> = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["party_key"] == "C-100")
+        .collect();
+    assert_eq!(for_c100.len(), 1, "{cases}");
+    assert_eq!(for_c100[0]["status"], "false_positive");
+    hub.terminate(Duration::from_secs(30)).unwrap();
+}
+
+/// A second listed person, added to the list while the hub runs (invented).
+const NEW_ENTRY: &str = r#"    <INDIVIDUAL>
+      <DATAID>9900002</DATAID>
+      <VERSIONNUM>1</VERSIONNUM>
+      <FIRST_NAME>ANNA</FIRST_NAME>
+      <SECOND_NAME>SERGEYEVNA</SECOND_NAME>
+      <THIRD_NAME>PETROVA</THIRD_NAME>
+      <UN_LIST_TYPE>Test</UN_LIST_TYPE>
+      <REFERENCE_NUMBER>QDi.998</REFERENCE_NUMBER>
+      <LISTED_ON>2026-11-20</LISTED_ON>
+      <INDIVIDUAL_ALIAS><QUALITY/><ALIAS_NAME/></INDIVIDUAL_ALIAS>
+      <INDIVIDUAL_DATE_OF_BIRTH>
+        <TYPE_OF_DATE>EXACT</TYPE_OF_DATE>
+        <DATE>1985-07-12</DATE>
+      </INDIVIDUAL_DATE_OF_BIRTH>
+    </INDIVIDUAL>
+  </INDIVIDUALS>"#;
+
+/// An external screening provider (the AML simulator) answers beside the lists: a customer
+/// it reports is held, the others reach the CRM; the provider failing twice with 503 is
+/// retried and nobody passes unscreened. Embedded bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_provider_hits_hold_customers_too() {
+    use adapters::aml::simulator::{AmlSimulator, Fault, SimEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let (crm, config, port) = test_bed(dir.path(), &TestBus::Embedded, "hub").await.unwrap();
+    let sim = AmlSimulator::new(
+        "provider-key",
+        [SimEntry::new("pep", "PEP-77", "Смирнов Дмитрий Олегович")],
+    );
+    sim.inject(Fault::Status(503), 2);
+    let (addr, _task) = sim.clone().serve("127.0.0.1:0").await.unwrap();
+    std::fs::write(dir.path().join("compliance.token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("provider.key"), "provider-key").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        r#"
+[compliance]
+api_token = "file:compliance.token"
+
+[compliance.provider]
+base_url = "http://{addr}"
+api_key = "file:provider.key"
+initial_backoff_ms = 50
+"#
+    ));
+    std::fs::write(&config, text).unwrap();
+    let mut hub = HubProcess::start(&config, &dir.path().join("hub.log")).unwrap();
+    drop_file(&dir.path().join("inbox"), "customers.csv", &customers()).unwrap();
+    wait_for("the customers the provider does not report in the CRM", SETTLE, || {
+        hub.assert_running()?;
+        Ok(crm.contact("C-100").is_some() && crm.contact("C-101").is_some())
+    })
+    .await
+    .unwrap();
+    let mut case = serde_json::Value::Null;
+    for _ in 0..100 {
+        let cases = api_get(port, "/api/compliance/cases?status=potential").await;
+        if let Some(c) = cases["cases"].as_array().and_then(|a| a.first()) {
+            case = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(case["party_key"], "C-102", "{case}");
+    assert_eq!(case["hits"][0]["list"], "pep", "{case}");
+    assert!(crm.contact("C-102").is_none());
+    assert_eq!(sim.pending_faults(), 0, "the injected 503s were retried");
     hub.terminate(Duration::from_secs(30)).unwrap();
 }

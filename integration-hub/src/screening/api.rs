@@ -91,6 +91,7 @@ async fn summary(State(api): State<Api>) -> Response {
         "cases": by_status,
         "lists": api.screening.engine().versions(),
         "threshold": api.screening.engine().threshold(),
+        "full_rescreens_done": api.screening.rescreens_done(),
     }))
     .into_response()
 }

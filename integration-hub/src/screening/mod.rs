@@ -41,6 +41,8 @@ pub struct Screening {
     base_dir: std::path::PathBuf,
     pub reload_every_secs: u64,
     rescreen: AtomicBool,
+    /// Full re-screens completed since the process started (shown by the API).
+    rescreens_done: std::sync::atomic::AtomicU64,
     monitor: Mutex<Monitor>,
     /// The external screening provider, when configured.
     provider: Option<adapters::aml::AmlClient>,
@@ -87,6 +89,7 @@ impl Screening {
             base_dir: config.base_dir.clone(),
             section,
             rescreen: AtomicBool::new(false),
+            rescreens_done: std::sync::atomic::AtomicU64::new(0),
             monitor: Mutex::new(monitor),
         });
         Ok(s)
@@ -126,6 +129,10 @@ impl Screening {
         self.rescreen.store(true, Ordering::SeqCst);
     }
 
+    pub fn rescreens_done(&self) -> u64 {
+        self.rescreens_done.load(Ordering::SeqCst)
+    }
+
     pub fn rescreen_requested(&self) -> bool {
         self.rescreen.load(Ordering::SeqCst)
     }
@@ -153,6 +160,7 @@ impl Screening {
         let mut results = Vec::new();
         if full {
             results.extend(self.rescreen_parties(&engine)?);
+            self.rescreens_done.fetch_add(1, Ordering::SeqCst);
         } else if !changed.is_empty() {
             let touched = lists::touched_entries(&changed);
             let partial = Engine::build_from_entries(touched, self.section.threshold);
