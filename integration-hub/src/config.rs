@@ -560,7 +560,8 @@ fn semantic_checks(
         // are only checked for their form here; check_environment resolves secrets.
         if let Some(m) = &s.mapping {
             let placeholder = "0".repeat(mapping::declarative::MIN_PAN_KEY_BYTES);
-            if let Err(problems) = m.compile(&|r| SecretRef::parse(r).map(|_| placeholder.clone())) {
+            let secrets = |r: &str| SecretRef::parse(r).map(|_| placeholder.clone());
+            if let Err(problems) = m.compile(&secrets) {
                 for p in problems {
                     let mut path = at("mapping");
                     path.extend(p.path.iter().map(|k| seg(k)));
@@ -678,15 +679,21 @@ fn semantic_checks(
             add(at("soap"), "only for `kind = \"soap\"`".into());
         }
         if s.kind == SourceKind::FileDrop {
+            let how = [s.columns.is_some(), s.reader.is_some(), s.mapping.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
             match (&s.columns, &s.reader) {
-                (None, None) => add(
+                _ if how == 0 => add(
                     at("columns"),
-                    "a file drop needs [sources.columns] (customer files) or [sources.reader] (bank file formats)".into(),
+                    "a file drop needs [sources.columns] (customer files), [sources.reader] (bank file formats) or [sources.mapping] (CSV feeds such as card files)".into(),
                 ),
-                (Some(_), Some(_)) => add(
+                _ if how > 1 => add(
                     at("reader"),
-                    "give either [sources.columns] or [sources.reader], not both".into(),
+                    "give one of [sources.columns], [sources.reader] and [sources.mapping]".into(),
                 ),
+                (None, None) => {}
+                (Some(_), Some(_)) => {}
                 (None, Some(r)) => {
                     if let Err(e) = r.validate() {
                         add(at("reader"), e);

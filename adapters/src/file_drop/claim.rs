@@ -234,6 +234,11 @@ pub fn finish(
     cfg: &FileDropConfig,
     outcome: Outcome,
 ) -> Result<PathBuf, FileDropError> {
+    if outcome == Outcome::Archived && !cfg.keep_processed {
+        fs::remove_file(&claimed.path)
+            .map_err(|e| FileDropError::io("delete processed file", &claimed.path, e))?;
+        return Ok(claimed.path.clone());
+    }
     let dir = match outcome {
         Outcome::Archived => cfg.archive_dir(),
         Outcome::Failed => cfg.failed_dir(),

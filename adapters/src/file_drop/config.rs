@@ -101,6 +101,16 @@ pub struct FileDropConfig {
     /// How often the runtime scans the inbox, in milliseconds. Default 1000.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Whether a processed file is kept in `archive/` (default true). Set false for files
+    /// that carry full card numbers: the hub then deletes the file once every record is on
+    /// the bus, so no full PAN stays on its disk. (A file that fails stays in `failed/` for
+    /// the operator.)
+    #[serde(default = "default_keep_processed")]
+    pub keep_processed: bool,
+}
+
+fn default_keep_processed() -> bool {
+    true
 }
 
 fn default_pattern() -> String {
@@ -131,6 +141,7 @@ impl FileDropConfig {
             done_marker: None,
             settle_ms: default_settle_ms(),
             poll_interval_ms: default_poll_interval_ms(),
+            keep_processed: default_keep_processed(),
         }
     }
 
