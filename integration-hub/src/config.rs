@@ -1224,6 +1224,10 @@ mod example_tests {
             cfg.sources[0].columns.as_ref().and_then(|c| c.inn.as_deref()),
             Some("ИНН")
         );
+        let compliance = cfg.compliance.as_ref().expect("the example configures compliance");
+        assert_eq!(compliance.lists.len(), 2);
+        assert_eq!(cfg.sink_topic(), "hub.cleared");
+        assert_eq!(compliance.monitoring.mandatory_control.threshold_rub, 1_000_000);
     }
 
     #[test]

@@ -98,6 +98,18 @@ enum Command {
         /// Full names to screen, in any script and word order.
         names: Vec<String>,
     },
+    /// Dry run of a source's mapping on a sample: prints the canonical records and every
+    /// error (record, field, reason); non-zero exit when any record failed.
+    Map {
+        #[arg(long)]
+        config: PathBuf,
+        /// The source whose mapping is used.
+        #[arg(long)]
+        source: String,
+        /// A sample: JSON (array or one object per line), CSV, or a bank file.
+        #[arg(long)]
+        input: PathBuf,
+    },
     /// Master data: measure record matching.
     Mdm {
         #[command(subcommand)]
@@ -150,7 +162,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Bench { .. } | Command::Screen { .. } | Command::Mdm { .. }
+        Command::Demo { .. } | Command::Bench { .. } | Command::Screen { .. } | Command::Mdm { .. } | Command::Map { .. }
     );
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -264,6 +276,20 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             threshold,
             names,
         } => screen(eval, config, input, threshold, names),
+        Command::Map {
+            config,
+            source,
+            input,
+        } => {
+            let cfg = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = std::io::stdout().lock();
+            let summary = integration_hub::mapping_cli::run(&cfg, &source, &input, &mut out)?;
+            Ok(if summary.errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Mdm {
             command: MdmCommand::Eval { febrl },
         } => {
