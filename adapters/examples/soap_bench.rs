@@ -3,7 +3,8 @@
 //! ```text
 //! cargo build --release -p adapters --example soap_bench
 //! /usr/bin/time -v target/release/examples/soap_bench --mb 200
-//! target/release/examples/soap_bench --file answer.xml --record-path A/B/Record
+//! target/release/examples/soap_bench --mb 200 --write /var/tmp/answer.xml   # generate only
+//! /usr/bin/time -v target/release/examples/soap_bench --file /var/tmp/answer.xml
 //! ```
 //!
 //! Without `--file`, a SOAP 1.1 answer of about `--mb` megabytes of customer records
@@ -25,6 +26,7 @@ const RECORD_PATH: &str = "GetCustomersChangedSinceResponse/Customers/Customer";
 struct Args {
     mb: u64,
     file: Option<PathBuf>,
+    write: Option<PathBuf>,
     record_path: String,
 }
 
@@ -32,6 +34,7 @@ fn args() -> Result<Args, String> {
     let mut out = Args {
         mb: 200,
         file: None,
+        write: None,
         record_path: RECORD_PATH.to_owned(),
     };
     let mut it = std::env::args().skip(1);
@@ -40,6 +43,7 @@ fn args() -> Result<Args, String> {
         match a.as_str() {
             "--mb" => out.mb = value()?.parse().map_err(|e| format!("--mb: {e}"))?,
             "--file" => out.file = Some(PathBuf::from(value()?)),
+            "--write" => out.write = Some(PathBuf::from(value()?)),
             "--record-path" => out.record_path = value()?,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -100,6 +104,11 @@ fn generate(path: &std::path::Path, mb: u64) -> std::io::Result<u64> {
 
 fn main() -> Result<(), String> {
     let args = args()?;
+    if let Some(p) = &args.write {
+        let n = generate(p, args.mb).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        eprintln!("wrote {n} records to {}", p.display());
+        return Ok(());
+    }
     let _tmp;
     let path = match &args.file {
         Some(p) => p.clone(),

@@ -310,6 +310,43 @@ fn party(i: u64, list: &[&ListEntry]) -> Subject {
     }
 }
 
+/// A made-up word of two to four syllables.
+fn syllable_word(rng: &mut Rng) -> String {
+    const ONSETS: &[&str] = &[
+        "b", "d", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "sh", "kh", "ch", "br",
+        "tr", "st", "gr",
+    ];
+    const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ei", "ou"];
+    let syllables = 2 + rng.below(3);
+    let mut w = String::new();
+    for _ in 0..syllables {
+        w.push_str(rng.pick(ONSETS));
+        w.push_str(rng.pick(VOWELS));
+    }
+    if rng.below(2) == 0 {
+        w.push_str(rng.pick(ONSETS));
+    }
+    w
+}
+
+/// User + system CPU time of this process, from /proc (Linux); `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 per second on Linux.
+    Some((utime + stime) / 100.0)
+}
+
+fn resident_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.trim_start_matches("VmRSS:").trim().to_string())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(dir) = args.first().map(PathBuf::from) else {
@@ -338,17 +375,54 @@ fn main() -> ExitCode {
         }
     };
     let loaded = t.elapsed();
+    let mut entries: Vec<ListEntry> = un.entries.iter().chain(&ofac.entries).cloned().collect();
+    // SCREEN_BENCH_ENTRIES=N pads the lists with generated names (random syllables, as
+    // diverse as a large list's) to N entries, to see how the index scales.
+    let target: usize = std::env::var("SCREEN_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut rng = Rng(0x0E27_E1E5);
+    while entries.len() < target {
+        let words = 2 + rng.below(2);
+        let name = (0..words)
+            .map(|_| syllable_word(&mut rng))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let kind = if rng.below(4) == 0 {
+            EntityKind::Organization
+        } else {
+            EntityKind::Person
+        };
+        entries.push(ListEntry {
+            list: "synthetic".into(),
+            id: entries.len().to_string(),
+            kind,
+            names: vec![compliance::EntryName {
+                full: name,
+                strength: compliance::NameStrength::Primary,
+            }],
+            birth_dates: Vec::new(),
+            nationalities: Vec::new(),
+            identifiers: Vec::new(),
+            programs: Vec::new(),
+            is_pep: false,
+        });
+    }
     let t = Instant::now();
-    let index = Index::from_snapshots([&un, &ofac]);
+    let index = Index::build(entries);
     println!(
-        "lists loaded in {loaded:.2?}; index of {} entries / {} names built in {:.2?}",
+        "lists loaded in {loaded:.2?}; index of {} entries / {} names built in {:.2?}; resident {}",
         index.len(),
         index.name_count(),
-        t.elapsed()
+        t.elapsed(),
+        resident_memory().unwrap_or_else(|| "n/a".into())
     );
     let list: Vec<&ListEntry> = index.entries().iter().collect();
 
-    // Throughput: all parties over `threads` threads.
+    // Throughput: all parties over `threads` threads. CPU time of the process is read too:
+    // on a machine shared with other work the wall time understates what two cores do.
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let results: Vec<(u64, u64, Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -375,6 +449,7 @@ fn main() -> ExitCode {
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let wall = start.elapsed();
+    let cpu = process_cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
     let hits: u64 = results.iter().map(|r| r.0).sum();
     let screened: u64 = results.iter().map(|r| r.1).sum();
     let busy: Duration = results.iter().map(|r| r.2).sum();
@@ -385,6 +460,15 @@ fn main() -> ExitCode {
         screened as f64 / busy.as_secs_f64(),
         hits as f64 * 100.0 / screened.max(1) as f64
     );
+
+    if let Some(cpu) = cpu {
+        let per_cpu_second = screened as f64 / cpu;
+        println!(
+            "process CPU time {cpu:.1} s: {per_cpu_second:.0} parties per CPU-second \
+             (generation included), {:.0} parties/s on {threads} dedicated cores",
+            per_cpu_second * threads as f64
+        );
+    }
 
     // Latency: one thread, one query at a time. Each query is timed three times: the first
     // timing is what a caller sees; the fastest of the three filters out the time the thread

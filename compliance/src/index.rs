@@ -180,33 +180,35 @@ impl Index {
         }
         let mut links = Vec::with_capacity(by_id.len());
         let mut postings = Vec::new();
-        let mut variant_lists: HashMap<u64, Vec<u32>> = HashMap::new();
+        // (variant hash, link) pairs, sorted into one flat table: far less memory than a
+        // map of small vectors when the lists are large.
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
         for (id, ((key, compound), list)) in by_id.into_iter().zip(link_postings).enumerate() {
             let start = postings.len() as u32;
             postings.extend(list);
             let deletions = if compound { 1 } else { 2 };
-            for_each_variant(&key, deletions, |h| {
-                let v = variant_lists.entry(h).or_default();
-                if v.last() != Some(&(id as u32)) {
-                    v.push(id as u32);
-                }
-            });
+            for_each_variant(&key, deletions, |h| pairs.push((h, id as u32)));
             links.push(Link {
                 key,
                 compound,
                 postings: (start, postings.len() as u32),
             });
         }
-        let mut variants = HashMap::with_capacity_and_hasher(variant_lists.len(), PreHashed);
-        let mut variant_links = Vec::new();
-        let mut hashes: Vec<u64> = variant_lists.keys().copied().collect();
-        hashes.sort_unstable();
-        for h in hashes {
-            let list = &variant_lists[&h];
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut variants = HashMap::with_capacity_and_hasher(pairs.len() / 2, PreHashed);
+        let mut variant_links = Vec::with_capacity(pairs.len());
+        let mut k = 0;
+        while k < pairs.len() {
+            let h = pairs[k].0;
             let start = variant_links.len() as u32;
-            variant_links.extend_from_slice(list);
+            while k < pairs.len() && pairs[k].0 == h {
+                variant_links.push(pairs[k].1);
+                k += 1;
+            }
             variants.insert(h, (start, variant_links.len() as u32));
         }
+        drop(pairs);
 
         let mut ids: HashMap<(IdFamily, String), Vec<u32>> = HashMap::new();
         for (ei, e) in entries.iter().enumerate() {

@@ -132,6 +132,10 @@ pub struct Compound {
     pub weight: f64,
 }
 
+/// Tokens of a name beyond this are ignored: pairing is quadratic in the tokens, and no
+/// real name has this many.
+pub const MAX_TOKENS: usize = 24;
+
 /// A name ready for comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedName {
@@ -164,12 +168,15 @@ impl PreparedName {
         let tokens: Vec<TokenInfo> = norm
             .tokens
             .into_iter()
+            .take(MAX_TOKENS)
             .map(|t| {
                 let weight = match t.role {
                     TokenRole::Name | TokenRole::Patronymic => stats.weight(&t.key),
                     other => align::optimistic_weight(other),
                 };
-                let alt_keys = if matches!(t.role, TokenRole::Name | TokenRole::Patronymic) {
+                let alt_keys = if matches!(t.role, TokenRole::Name | TokenRole::Patronymic)
+                    && t.text.contains(['x', 'c'])
+                {
                     mapping::names::latin_keys(&t.text)
                         .into_iter()
                         .filter(|k| *k != t.key)

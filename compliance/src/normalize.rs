@@ -88,13 +88,14 @@ pub fn normalize_name(raw: &str, kind: NameKind) -> NormalizedName {
         .into_iter()
         .map(|w| unleet(&w))
         .collect();
-    merge_abd(&mut words);
+    let mut keys = KeyCache::default();
+    merge_abd(&mut words, &mut keys);
     if kind != NameKind::Person {
         join_single_letters(&mut words);
     }
-    let legal_forms = take_legal_forms(&mut words, kind, vocab);
+    let legal_forms = take_legal_forms(&mut words, kind, vocab, &mut keys);
     if kind != NameKind::Organization && legal_forms.is_empty() {
-        drop_titles(&mut words, vocab);
+        drop_titles(&mut words, vocab, &mut keys);
     }
     if kind != NameKind::Person {
         for w in words.iter_mut() {
@@ -103,10 +104,26 @@ pub fn normalize_name(raw: &str, kind: NameKind) -> NormalizedName {
             }
         }
     }
-    let tokens = assign_roles(words, kind, vocab);
+    let tokens = assign_roles(words, kind, vocab, &mut keys);
     NormalizedName {
         tokens,
         legal_forms,
+    }
+}
+
+/// Keys of the words of one name, each computed once (the steps above look words up
+/// several times).
+#[derive(Default)]
+struct KeyCache(Vec<(String, String)>);
+
+impl KeyCache {
+    fn key(&mut self, word: &str) -> String {
+        if let Some((_, k)) = self.0.iter().find(|(w, _)| w == word) {
+            return k.clone();
+        }
+        let k = names::latin_key(word);
+        self.0.push((word.to_string(), k.clone()));
+        k
     }
 }
 
@@ -161,14 +178,14 @@ fn unleet(word: &str) -> String {
 }
 
 /// `abd al X`, `abd el X`, `абд ал X`, `abdel X`, `abdoul X`, `abd X` → `abdul X`.
-fn merge_abd(words: &mut Vec<String>) {
+fn merge_abd(words: &mut Vec<String>, keys: &mut KeyCache) {
     let mut i = 0;
     while i < words.len() {
-        let key = names::latin_key(&words[i]);
+        let key = keys.key(&words[i]);
         if key == "abd"
             && words
                 .get(i + 1)
-                .is_some_and(|n| matches!(names::latin_key(n).as_str(), "al" | "el" | "ul"))
+                .is_some_and(|n| matches!(keys.key(n).as_str(), "al" | "el" | "ul"))
         {
             words[i] = "abdul".to_string();
             words.remove(i + 1);
@@ -208,8 +225,13 @@ fn flush_run(out: &mut Vec<String>, run: &mut String, run_len: &mut usize) {
 /// Removes legal forms (longest phrase first, compared by key so any script and
 /// romanisation matches) and returns their classes. In a person's name only forms of three
 /// letters or more are looked for; in a name of unknown kind short forms only at the end.
-fn take_legal_forms(words: &mut Vec<String>, kind: NameKind, vocab: &Vocab) -> Vec<LegalClass> {
-    let keys: Vec<String> = words.iter().map(|w| names::latin_key(w)).collect();
+fn take_legal_forms(
+    words: &mut Vec<String>,
+    kind: NameKind,
+    vocab: &Vocab,
+    cache: &mut KeyCache,
+) -> Vec<LegalClass> {
+    let keys: Vec<String> = words.iter().map(|w| cache.key(w)).collect();
     let mut keep = vec![true; words.len()];
     let mut found: Vec<(usize, usize, LegalClass, bool)> = Vec::new();
     let mut i = 0;
@@ -259,8 +281,8 @@ fn take_legal_forms(words: &mut Vec<String>, kind: NameKind, vocab: &Vocab) -> V
     classes
 }
 
-fn drop_titles(words: &mut Vec<String>, vocab: &Vocab) {
-    let keys: Vec<String> = words.iter().map(|w| names::latin_key(w)).collect();
+fn drop_titles(words: &mut Vec<String>, vocab: &Vocab, cache: &mut KeyCache) {
+    let keys: Vec<String> = words.iter().map(|w| cache.key(w)).collect();
     let mut keep = vec![true; words.len()];
     for i in 0..words.len() {
         let cyrillic = names::has_cyrillic(&words[i]);
@@ -287,7 +309,12 @@ fn drop_titles(words: &mut Vec<String>, vocab: &Vocab) {
     }
 }
 
-fn assign_roles(words: Vec<String>, kind: NameKind, vocab: &Vocab) -> Vec<NameToken> {
+fn assign_roles(
+    words: Vec<String>,
+    kind: NameKind,
+    vocab: &Vocab,
+    cache: &mut KeyCache,
+) -> Vec<NameToken> {
     let mut tokens: Vec<NameToken> = Vec::with_capacity(words.len());
     let name_like = words.len();
     for w in words {
@@ -305,7 +332,7 @@ fn assign_roles(words: Vec<String>, kind: NameKind, vocab: &Vocab) -> Vec<NameTo
             });
             continue;
         }
-        let key = names::latin_key(&w);
+        let key = cache.key(&w);
         if name_like > 1 {
             // Latin particles by spelling (by key "Jin" would read as "in"); Cyrillic ones
             // (ал, бин, ибн, эль, ван, фон) by key.

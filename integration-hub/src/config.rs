@@ -942,6 +942,14 @@ pub fn check_environment(config: &Config) -> Vec<String> {
             }
         }
     }
+    for s in &config.sources {
+        if let Some(m) = &s.mapping
+            && let Some(k) = &m.pan_key
+            && let Err(e) = resolve_secret(k, &config.base_dir)
+        {
+            out.push(format!("sources `{}`: mapping.pan_key: {e}", s.name));
+        }
+    }
     if let Some(c) = &config.compliance {
         if let Some(t) = &c.api_token
             && let Err(e) = resolve_secret(t, &config.base_dir)

@@ -90,7 +90,9 @@ pub fn run(
     } else if let Some(reader) = &s.reader {
         map_bank_file(&mut run, reader, input)?;
     } else {
-        bail!("source `{source}` has no [sources.mapping], [sources.columns] or [sources.reader] to map with");
+        bail!(
+            "source `{source}` has no [sources.mapping], [sources.columns] or [sources.reader] to map with"
+        );
     }
     let summary = run.summary;
     writeln!(
@@ -143,7 +145,13 @@ fn file_drop_settings(config: &Config, s: &SourceConfig) -> FileDropConfig {
         .unwrap_or_else(|| FileDropConfig::new(&config.base_dir))
 }
 
-fn map_record(run: &mut Run<'_>, compiled: &CompiledMapping, n: usize, record: &Value, extra: Option<(&str, Value)>) -> anyhow::Result<()> {
+fn map_record(
+    run: &mut Run<'_>,
+    compiled: &CompiledMapping,
+    n: usize,
+    record: &Value,
+    extra: Option<(&str, Value)>,
+) -> anyhow::Result<()> {
     run.summary.records += 1;
     match compiled.apply(record) {
         Ok(r) => {
@@ -204,7 +212,11 @@ fn map_json(run: &mut Run<'_>, compiled: &CompiledMapping, input: &Path) -> anyh
     let mut n = 0;
     for (line_no, line) in reader.lines().enumerate() {
         let line = line.with_context(|| {
-            format!("cannot read {} line {} as UTF-8 text", input.display(), line_no + 1)
+            format!(
+                "cannot read {} line {} as UTF-8 text",
+                input.display(),
+                line_no + 1
+            )
         })?;
         if line.trim().is_empty() {
             continue;
@@ -215,7 +227,13 @@ fn map_json(run: &mut Run<'_>, compiled: &CompiledMapping, input: &Path) -> anyh
             Ok(record) => map_record(run, compiled, n, &record, Some(("line", json!(line_no))))?,
             Err(e) => {
                 run.summary.records += 1;
-                run.error(n, None, "record", &json_problem(&e, Some(line_no)), Some(("line", json!(line_no))))?;
+                run.error(
+                    n,
+                    None,
+                    "record",
+                    &json_problem(&e, Some(line_no)),
+                    Some(("line", json!(line_no))),
+                )?;
             }
         }
     }
@@ -297,7 +315,13 @@ fn map_columns(
                     // The bound columns keep the key column to themselves; the record
                     // number and line name the row.
                     for e in errors {
-                        run.error(n, None, &e.field, &e.reason, Some(("line", json!(row.line))))?;
+                        run.error(
+                            n,
+                            None,
+                            &e.field,
+                            &e.reason,
+                            Some(("line", json!(row.line))),
+                        )?;
                     }
                 }
             },
@@ -313,7 +337,9 @@ fn map_bank_file(
     reader: &adapters::formats::FormatConfig,
     input: &Path,
 ) -> anyhow::Result<()> {
-    let records = reader.open(input).map_err(|e| anyhow!("{}", format_error(&e)))?;
+    let records = reader
+        .open(input)
+        .map_err(|e| anyhow!("{}", format_error(&e)))?;
     for (i, item) in records.enumerate() {
         let n = i + 1;
         run.summary.records += 1;
@@ -346,4 +372,323 @@ fn map_bank_file(
 
 fn format_error(e: &adapters::formats::FormatError) -> String {
     format!("{} {}: {}", e.file, e.location, e.detail())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::{BusSection, HttpSection, HubSection, StoreSection};
+
+    fn config(base: &Path, sources: &str) -> Config {
+        #[derive(serde::Deserialize)]
+        struct Sources {
+            sources: Vec<SourceConfig>,
+        }
+        let parsed: Sources = toml::from_str(sources).expect("sources parse");
+        Config {
+            base_dir: base.to_path_buf(),
+            hub: HubSection::default(),
+            bus: BusSection::default(),
+            store: StoreSection::default(),
+            http: HttpSection::default(),
+            sources: parsed.sources,
+            sinks: Vec::new(),
+            compliance: None,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write sample");
+        p
+    }
+
+    fn dry_run(cfg: &Config, source: &str, input: &Path) -> (MapSummary, Vec<Value>, String) {
+        let mut out = Vec::new();
+        let summary = run(cfg, source, input, &mut out).expect("dry run");
+        let text = String::from_utf8(out).expect("utf-8 output");
+        let mut lines: Vec<&str> = text.lines().collect();
+        let last = lines.pop().expect("summary line").to_string();
+        let json = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("a json line"))
+            .collect();
+        (summary, json, last)
+    }
+
+    const PARTY_WEBHOOK: &str = r#"
+[[sources]]
+name = "crm-events"
+kind = "webhook"
+[sources.mapping]
+entity = "party"
+key = "$.clientId"
+version = "$.seq"
+[sources.mapping.fields]
+last_name = { path = "$.lastName", transforms = ["title_case"] }
+first_name = "$.firstName"
+inn = "$.inn"
+birth_date = { path = "$.dob", date_format = "%d.%m.%Y" }
+"#;
+
+    #[test]
+    fn json_array_sample() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), PARTY_WEBHOOK);
+        let sample = write(
+            dir.path(),
+            "sample.json",
+            r#"[
+  {"clientId": "1", "seq": 3, "lastName": "ИВАНОВ", "firstName": "Иван", "inn": "500100732259", "dob": "12.03.1985"},
+  {"clientId": "2", "seq": 4, "inn": "500100732258", "dob": "1985-03-12"},
+  {"seq": 5}
+]"#,
+        );
+        let (summary, lines, last) = dry_run(&cfg, "crm-events", &sample);
+        assert_eq!(
+            summary,
+            MapSummary {
+                records: 3,
+                mapped: 1,
+                errors: 3
+            }
+        );
+        assert_eq!(last, "records=3 mapped=1 errors=3");
+        assert_eq!(lines[0]["record"], 1);
+        assert_eq!(lines[0]["key"], "1");
+        assert_eq!(lines[0]["version"], 3);
+        assert_eq!(lines[0]["entity"], "party");
+        assert_eq!(lines[0]["op"], "upsert");
+        assert_eq!(lines[0]["payload"]["last_name"], "Иванов");
+        assert_eq!(lines[0]["payload"]["birth_date"], "1985-03-12");
+        assert_eq!(
+            lines[1],
+            json!({"error": {"source": "crm-events", "record": 2, "key": "2", "field": "birth_date",
+                             "reason": "expected a date in the format %d.%m.%Y"}})
+        );
+        assert_eq!(
+            lines[2],
+            json!({"error": {"source": "crm-events", "record": 2, "key": "2", "field": "inn",
+                             "reason": "checksum mismatch"}})
+        );
+        assert_eq!(
+            lines[3],
+            json!({"error": {"source": "crm-events", "record": 3, "key": null, "field": "key",
+                             "reason": "is required but missing"}})
+        );
+        // No error line repeats a value from the sample.
+        for l in &lines[1..] {
+            let t = l.to_string();
+            assert!(
+                !t.contains("500100732258") && !t.contains("1985-03-12"),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_lines_sample_with_a_broken_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), PARTY_WEBHOOK);
+        let sample = write(
+            dir.path(),
+            "sample.jsonl",
+            "{\"clientId\": 7, \"lastName\": \"петров\"}\n\n{\"clientId\": \"8\", \"secret\": \"4111\n{\"clientId\": \"9\"}\n",
+        );
+        let (summary, lines, last) = dry_run(&cfg, "crm-events", &sample);
+        assert_eq!(last, "records=3 mapped=2 errors=1");
+        assert_eq!(summary.records, 3);
+        assert_eq!(lines[0]["key"], "7");
+        assert_eq!(lines[0]["line"], 1);
+        assert_eq!(lines[1]["error"]["record"], 2);
+        assert_eq!(lines[1]["error"]["line"], 3);
+        assert_eq!(lines[1]["error"]["field"], "record");
+        let reason = lines[1]["error"]["reason"].as_str().expect("reason");
+        assert!(
+            reason.starts_with("not valid json: unexpected end at line 3"),
+            "{reason}"
+        );
+        assert!(!reason.contains("4111"));
+        assert_eq!(lines[2]["key"], "9");
+        assert_eq!(lines[2]["record"], 3);
+    }
+
+    #[test]
+    fn csv_sample_with_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(
+            dir.path(),
+            r#"
+[[sources]]
+name = "abs-customers"
+kind = "file_drop"
+[sources.file_drop]
+inbox = "inbox"
+delimiter = ";"
+[sources.columns]
+key = "id"
+last_name = "surname"
+first_name = "name"
+inn = "inn"
+"#,
+        );
+        let sample = write(
+            dir.path(),
+            "customers.csv",
+            "id;surname;name;inn\n1;Иванов;Иван;500100732259\n2;;Пётр;7707083894\n3;Сидоров\n",
+        );
+        let (summary, lines, last) = dry_run(&cfg, "abs-customers", &sample);
+        assert_eq!(last, "records=3 mapped=1 errors=3");
+        assert_eq!(summary.mapped, 1);
+        assert_eq!(lines[0]["key"], "1");
+        assert_eq!(lines[0]["line"], 2);
+        assert_eq!(lines[0]["payload"]["inn"], "500100732259");
+        let errors: Vec<(Value, Value)> = lines[1..]
+            .iter()
+            .map(|l| (l["error"]["field"].clone(), l["error"]["reason"].clone()))
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                (json!("inn"), json!("checksum mismatch")),
+                (json!("last_name"), json!("is required but empty")),
+                (
+                    json!("row"),
+                    json!("last row has 2 of 4 cells; the file looks truncated")
+                ),
+            ]
+        );
+        assert_eq!(lines[3]["error"]["line"], 4);
+    }
+
+    #[test]
+    fn csv_sample_with_a_declarative_mapping_and_a_pan_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "pan.key", "0123456789abcdef0123456789abcdef\n");
+        let cfg = config(
+            dir.path(),
+            r#"
+[[sources]]
+name = "cards"
+kind = "file_drop"
+[sources.file_drop]
+inbox = "inbox"
+delimiter = ","
+[sources.mapping]
+entity = "card"
+key = "$.card_id"
+pan_key = "file:pan.key"
+[sources.mapping.fields]
+party_source_id = "$.client"
+masked_pan = { path = "$.pan", transforms = ["mask_pan"] }
+token = { path = "$.pan", transforms = ["tokenize_pan"] }
+event = { path = "$.event", map = { B = "blocked", I = "issued" } }
+"#,
+        );
+        let sample = write(
+            dir.path(),
+            "cards.csv",
+            "card_id,client,pan,event\nk1,p1,4111111111111111,B\nk2,p1,4111111111111112,I\n",
+        );
+        let (summary, lines, _) = dry_run(&cfg, "cards", &sample);
+        assert_eq!((summary.records, summary.mapped, summary.errors), (2, 1, 2));
+        assert_eq!(lines[0]["payload"]["masked_pan"], "411111******1111");
+        assert_eq!(lines[0]["payload"]["event"], "blocked");
+        assert_eq!(lines[1]["error"]["reason"], "card number invalid (Luhn)");
+        let all: String = lines.iter().map(Value::to_string).collect();
+        assert!(!all.contains("4111111111111111") && !all.contains("4111111111111112"));
+    }
+
+    #[test]
+    fn bank_file_sample_with_a_reader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(
+            dir.path(),
+            r#"
+[[sources]]
+name = "statements"
+kind = "file_drop"
+[sources.file_drop]
+inbox = "inbox"
+[sources.reader]
+format = "mt940"
+"#,
+        );
+        let sample = write(
+            dir.path(),
+            "st.mt940",
+            ":20:X\n:25:ACC1\n:28C:1\n:60F:C240101EUR1,00\n:61:240101C1,00NTRFNONREF\n:62F:C240101EUR2,00\n-\n",
+        );
+        let (summary, lines, _) = dry_run(&cfg, "statements", &sample);
+        assert_eq!(summary.errors, 0, "{lines:?}");
+        let entities: Vec<&str> = lines.iter().filter_map(|l| l["entity"].as_str()).collect();
+        assert!(
+            entities.contains(&"account") && entities.contains(&"transaction"),
+            "{entities:?}"
+        );
+        let t = lines
+            .iter()
+            .find(|l| l["entity"] == "transaction")
+            .expect("a transaction");
+        assert_eq!(t["payload"]["amount_minor"], 100);
+    }
+
+    #[test]
+    fn whole_run_problems_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), PARTY_WEBHOOK);
+        let sample = write(dir.path(), "s.json", "[]");
+        let mut out = Vec::new();
+        let e = run(&cfg, "nope", &sample, &mut out).expect_err("unknown source");
+        assert_eq!(
+            e.to_string(),
+            "no source named `nope`; configured: crm-events"
+        );
+        let e = run(
+            &cfg,
+            "crm-events",
+            &dir.path().join("missing.json"),
+            &mut out,
+        )
+        .expect_err("missing file");
+        assert!(e.to_string().starts_with("cannot open"), "{e}");
+        let broken = config(
+            dir.path(),
+            &PARTY_WEBHOOK.replace("[\"title_case\"]", "[\"titlecase\"]"),
+        );
+        let e = run(&broken, "crm-events", &sample, &mut out).expect_err("bad mapping");
+        assert!(
+            e.to_string()
+                .contains("sources[0].mapping.fields.last_name: unknown transform \"titlecase\""),
+            "{e}"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn validate_reports_mapping_problems_with_their_path() {
+        let text = r#"
+[[sources]]
+name = "events"
+kind = "webhook"
+[sources.mapping]
+entity = "party"
+key = "$.id"
+[sources.mapping.fields]
+inn = { path = "$.inn", transforms = ["innn"] }
+"#;
+        let problems = crate::config::parse(text, PathBuf::from(".")).expect_err("problems");
+        let p = problems
+            .iter()
+            .find(|p| p.path == "sources[0].mapping.fields.inn")
+            .unwrap_or_else(|| panic!("no mapping problem in {problems:?}"));
+        assert!(
+            p.message.starts_with("unknown transform \"innn\""),
+            "{}",
+            p.message
+        );
+        assert_eq!(p.line, Some(9));
+    }
 }

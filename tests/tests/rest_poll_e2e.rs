@@ -133,7 +133,7 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         Ok(sim.pending_faults() == 0 && crm.contacts_len() > 0)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     // More faults in the middle of the pass, then a SIGKILL while it is still going.
     sim.inject(FaultSpec::Status {
         status: 502,
@@ -149,7 +149,7 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         Ok(crm.contacts_len() as u64 >= CUSTOMERS / 3)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     hub.kill9().unwrap();
     let at_kill = crm.contacts_len() as u64;
     let store = dir.path().join("var").join("state.db");
@@ -169,7 +169,7 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         Ok(crm.contacts_len() as u64 >= CUSTOMERS)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     assert_latest(&crm, &bank);
     let writes = crm.total_writes();
     let repeats = writes - CUSTOMERS;
@@ -192,7 +192,7 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         }))
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     assert_latest(&crm, &bank);
     // Let another poll go by: it must find nothing new to write.
     let requests = sim.stats().requests;
@@ -200,7 +200,7 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         Ok(sim.stats().requests >= requests + 2)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     assert_eq!(crm.total_writes(), writes + changed.len() as u64);
 
     let status = hub.terminate(Duration::from_secs(30)).unwrap();
@@ -224,6 +224,10 @@ async fn rest_poll_reaches_crm_exactly_once_through_faults_sigkill_and_changes()
         "\"rest_page\"",
         "\"rest_pass_done\"",
         "page fetch failed, retrying",
+        "no answer within 1000 ms",
+        "upstream answered 429: rate limited",
+        "unusable page: not JSON",
+        "`data` is not an array of records",
     ] {
         assert!(log_text.contains(needle), "no {needle} in the log");
     }
@@ -283,4 +287,11 @@ fn assert_no_pii(log: &str, bank: &Bank) {
             }
         }
     }
+}
+
+/// The last lines of the hub's log, for a failure message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -172,7 +172,7 @@ async fn soap12_customers_reach_crm_exactly_once_through_faults_broken_answers_a
         Ok(crm.contacts_len() as u64 >= valid)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&b.log)));
     assert_eq!(sim.pending_faults(), 0);
     let bank = sim.bank();
     assert_latest(crm, &bank, &invalid);
@@ -331,7 +331,7 @@ async fn soap11_customers_reach_crm_with_server_faults_retried() {
         Ok(crm.contacts_len() as u64 >= valid)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&b.log)));
     assert_latest(crm, &sim.bank(), &invalid);
     assert_eq!(crm.total_writes(), valid);
     let status = hub.terminate(Duration::from_secs(30)).unwrap();
@@ -524,7 +524,7 @@ async fn ws_security_is_checked_by_the_simulator() {
 #[tokio::test]
 async fn a_large_page_streams_through_the_client() {
     hub_tests::hub::init();
-    // One page of 40,000 customers, about 40 MB of XML.
+    // One page of 40,000 customers, about 28 MB of XML.
     let sim = CoreBankSoap::new(40_000, 9).with_page_size(40_000);
     let (addr, _task) = sim.serve("127.0.0.1:0").await.unwrap();
     let mut cfg = client_config(
@@ -541,7 +541,7 @@ async fn a_large_page_streams_through_the_client() {
     };
     let (answer, _) = client.call("customers", &vars).await.unwrap();
     let bytes = answer.len;
-    assert!(bytes > 30_000_000, "{bytes} bytes");
+    assert!(bytes > 20_000_000, "{bytes} bytes");
     let bank = sim.bank();
     let (count, last_id) = tokio::task::spawn_blocking(move || {
         let mut count = 0u64;
@@ -637,4 +637,11 @@ fn assert_no_pii(log: &str, bank: &Bank) {
         }
     }
     assert!(!log.contains(PASSWORD), "the password is in the log");
+}
+
+/// The last lines of the hub's log, for a failure message.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -72,12 +72,11 @@ async fn wait_listening(port: u16, hub: &mut HubProcess) {
         Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&hub.log)));
 }
 
-/// Delivers a sentinel event and waits for it in the CRM: everything published before it
-/// on the same partition order is settled by then (and, for refused deliveries, nothing
-/// was published).
+/// Delivers a sentinel event and waits for it in the CRM, so that the CRM has had the time
+/// to receive what earlier deliveries might have published.
 async fn settle(
     sender: &WebhookSender,
     crm: &SandboxCrm,
@@ -94,7 +93,7 @@ async fn settle(
         Ok(crm.contact(&id).is_some())
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&hub.log)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +145,7 @@ async fn signed_webhooks_reach_crm_once_and_everything_else_is_refused() {
         Ok(crm.contacts_len() >= 15)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&log)));
     for i in 0..15 {
         let c = crm.contact(&Bank::customer_id(i)).expect("delivered");
         assert_eq!(c.version, 1);
@@ -266,4 +265,11 @@ async fn signed_webhooks_reach_crm_once_and_everything_else_is_refused() {
         }
     }
     hub.terminate(Duration::from_secs(30)).unwrap();
+}
+
+/// The last lines of the hub's log, for a failure message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -522,13 +522,15 @@ impl<R: BufRead> CamtReader<R> {
     }
 
     fn on_end(&mut self) {
-        let value = self.text.trim().to_owned();
+        // Taken out and put back, so the buffer is reused without a copy.
+        let mut text = std::mem::take(&mut self.text);
         let problem = self.text_problem.take();
-        self.text.clear();
         let currency = self.currency_attr.take();
         if self.message.is_some() {
-            self.close_element(&value, problem, currency);
+            self.close_element(text.trim(), problem, currency);
         }
+        text.clear();
+        self.text = text;
         if let Some(mark) = self.marks.pop() {
             // Leaving the message root ends the message.
             if self
@@ -565,7 +567,7 @@ impl<R: BufRead> CamtReader<R> {
         if value.is_empty() && problem.is_none() && !ends_context {
             return;
         }
-        let rel = self.path.get(part.base..).unwrap_or_default().to_owned();
+        let rel = self.path.get(part.base..).unwrap_or_default();
 
         if let Some(entry) = part.entry.as_mut() {
             let entry_rel = rel.get(entry.base - part.base..).unwrap_or_default();
@@ -662,7 +664,7 @@ impl<R: BufRead> CamtReader<R> {
             // need it report it.
             return;
         }
-        match rel.as_str() {
+        match rel {
             "/Id" => part.id = non_empty(value),
             "/ElctrncSeqNb" => part.sequence = non_empty(value),
             "/LglSeqNb" => part.legal_sequence = non_empty(value),

@@ -70,6 +70,7 @@ pub struct SpooledResponse {
     /// HTTP status (2xx).
     pub status: u16,
     version: SoapVersion,
+    operation: String,
     record_path: String,
     max_record_bytes: u64,
 }
@@ -81,7 +82,7 @@ impl SpooledResponse {
         self.file
             .seek(SeekFrom::Start(0))
             .map_err(|e| SoapError::Spool {
-                operation: String::new(),
+                operation: self.operation.clone(),
                 reason: format!("cannot rewind the spooled answer: {}", e.kind()),
             })?;
         RecordReader::new(
@@ -91,7 +92,7 @@ impl SpooledResponse {
             self.max_record_bytes,
         )
         .map_err(|reason| SoapError::Config {
-            field: "record_path".to_owned(),
+            field: format!("operation {}: record_path", self.operation),
             reason,
         })
     }
@@ -346,6 +347,7 @@ impl SoapClient {
                 len,
                 status,
                 version,
+                operation: operation.to_owned(),
                 record_path: op.cfg.record_path.clone(),
                 max_record_bytes,
             }),

@@ -161,12 +161,13 @@ impl<R: BufRead> RecordReader<R> {
     }
 
     fn error(&mut self, offset: u64, reason: impl Into<String>) -> ReadError {
+        let path = self.full_path();
         self.finished = true;
         self.builder = None;
         ReadError::Parse(ParseError {
             offset,
             line: self.xml.get_ref().line_at_consumed(),
-            path: self.path.join("/"),
+            path,
             reason: reason.into(),
         })
     }
@@ -278,16 +279,36 @@ impl<R: BufRead> RecordReader<R> {
         Ok(())
     }
 
+    /// The element path of the innermost open element: `path`, then the elements open
+    /// inside the record being converted.
+    fn full_path(&self) -> String {
+        let mut out = self.path.join("/");
+        if let Some((b, _)) = &self.builder {
+            for name in b.names().skip(1) {
+                out.push('/');
+                out.push_str(name);
+            }
+        }
+        out
+    }
+
+    fn depth(&self) -> usize {
+        let inside = self
+            .builder
+            .as_ref()
+            .map_or(0, |(b, _)| b.depth().saturating_sub(1));
+        self.path.len() + inside
+    }
+
     fn on_start(&mut self, start: &BytesStart<'_>) -> Result<(), String> {
-        if self.path.len() >= MAX_DEPTH {
+        if self.depth() >= MAX_DEPTH {
             return Err(format!("elements nest deeper than {MAX_DEPTH}"));
         }
-        let name = local_name(start)?;
+        // Inside a record the builder keeps the names; `path` stops at the record.
         if let Some((b, _)) = &mut self.builder {
-            b.open(start)?;
-            self.path.push(name);
-            return Ok(());
+            return b.open(start);
         }
+        let name = local_name(start)?;
         let depth = self.path.len() + 1;
         match depth {
             1 => {
@@ -355,11 +376,11 @@ impl<R: BufRead> RecordReader<R> {
     }
 
     fn on_end(&mut self) -> Option<Result<SoapRecord, ReadError>> {
-        let depth = self.path.len();
-        self.path.pop();
         if let Some((b, _)) = &mut self.builder {
             let done = b.close()?;
             let (_, building) = self.builder.take()?;
+            let depth = self.path.len();
+            self.path.pop();
             if matches!(building, Building::Record { .. })
                 && self.matched == depth.saturating_sub(2)
             {
@@ -385,6 +406,8 @@ impl<R: BufRead> RecordReader<R> {
                 }
             };
         }
+        let depth = self.path.len();
+        self.path.pop();
         if self.in_body {
             if depth == 2 {
                 self.in_body = false;
@@ -404,8 +427,8 @@ impl<R: BufRead> RecordReader<R> {
         if self.version.is_none() {
             return Some(Err(self.error(at, "the answer holds no element")));
         }
-        if !self.path.is_empty() {
-            let open = self.path.join("/");
+        if self.depth() > 0 {
+            let open = self.full_path();
             return Some(Err(
                 self.error(at, format!("the answer ends inside {open} (cut short)"))
             ));

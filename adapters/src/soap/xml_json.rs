@@ -33,6 +33,16 @@ impl JsonBuilder {
         Ok(b)
     }
 
+    /// Depth of open elements (1 = only the root).
+    pub(crate) fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// Local names of the open elements, the root first.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.stack.iter().map(|f| f.name.as_str())
+    }
+
     /// A child element opens.
     pub(crate) fn open(&mut self, start: &BytesStart<'_>) -> Result<(), String> {
         let name = local_name(start)?;

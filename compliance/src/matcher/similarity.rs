@@ -5,10 +5,14 @@
 //! or their optimal-string-alignment distance is 1 with the shorter key at least 3 and the
 //! longer at least 4 symbols long, or (when `max_edits` is 2) the distance is 2 with both
 //! keys at least [`TWO_EDITS_MIN_LEN`] long. Two keys at distance ≤ k share a string obtained
-//! by deleting ≤ k symbols from each, which is what [`for_each_variant`] enumerates.
+//! by deleting ≤ k symbols from each, which is what [`for_each_variant`] enumerates. Keys
+//! longer than [`MAX_FUZZY_LEN`] match only when equal.
 
 /// Keys shorter than this accept one edit at most.
 pub const TWO_EDITS_MIN_LEN: usize = 7;
+/// Keys longer than this match only when equal: no name word is that long, and the
+/// variants of a longer key would cost more than they find.
+pub const MAX_FUZZY_LEN: usize = 32;
 
 /// Similarity of two keys in 0..=1: 1 when equal, 1 − edits/longer length when within the
 /// allowed edits (see the module contract), else 0.
@@ -31,7 +35,7 @@ fn sim_of<T: PartialEq + Copy>(a: &[T], b: &[T], max_edits: usize) -> f64 {
     } else {
         (b.len(), a.len())
     };
-    if short < 3 || long < 4 || long - short > max_edits.min(2) {
+    if short < 3 || !(4..=MAX_FUZZY_LEN).contains(&long) || long - short > max_edits.min(2) {
         return 0.0;
     }
     let allowed = if max_edits >= 2 && short >= TWO_EDITS_MIN_LEN {
@@ -158,7 +162,7 @@ fn variants_of(codes: &[u64], deletions: usize, mut f: impl FnMut(u64)) {
     let range = |a: usize, b: usize| prefix[b].wrapping_sub(prefix[a].wrapping_mul(pow[b - a]));
     let finish = |h: u64, len: usize| mix(h ^ (len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     f(finish(prefix[n], n));
-    if n < 3 || deletions == 0 {
+    if !(3..=MAX_FUZZY_LEN).contains(&n) || deletions == 0 {
         return;
     }
     for i in 0..n {

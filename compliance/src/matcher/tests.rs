@@ -256,6 +256,26 @@ fn initials_stand_for_names() {
 }
 
 #[test]
+fn absurd_input_is_handled() {
+    let long_word = "a".repeat(5000);
+    let many_words = "Ivan ".repeat(2000);
+    let e = entry("1", EntityKind::Person, &["Ivan Petrov", &long_word]);
+    let index = Index::build(vec![e]);
+    for q in [
+        long_word.as_str(),
+        many_words.as_str(),
+        "",
+        "   ",
+        "\u{0}\u{301}",
+        "---",
+    ] {
+        let s = person(q);
+        assert_eq!(index.screen(&s, T), index.screen_all(&s, T));
+    }
+    assert_eq!(index.screen(&person(&long_word), T).len(), 1);
+}
+
+#[test]
 fn scores_are_deterministic() {
     let entries: Vec<ListEntry> = (0..50)
         .map(|i| {

@@ -465,3 +465,76 @@ base_url = "http://127.0.0.1:9"
         );
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    /// `hub validate` names each problem of the HTTP sources with its key path.
+    #[test]
+    fn problems_of_http_sources_are_reported_with_their_paths() {
+        let text = r#"
+[[sources]]
+name = "abs"
+kind = "rest_poll"
+[sources.rest_poll]
+base_url = "https://abs.local"
+path = "/customers"
+[sources.rest_poll.cursor]
+kind = "sequence"
+param = "since"
+field = "seq"
+[sources.rest_poll.pagination]
+kind = "offset"
+page_size = 0
+[sources.mapping]
+entity = "party"
+key = "$.id"
+
+[[sources]]
+name = "hooks"
+kind = "webhook"
+[sources.webhook]
+secret = "plain-text"
+
+[[sources]]
+name = "lost"
+kind = "rest_poll"
+[sources.webhook]
+secret = "env:X"
+[sources.mapping]
+entity = "party"
+key = "$.id"
+
+[[sinks]]
+name = "crm"
+kind = "crm_rest"
+[sinks.crm_rest]
+base_url = "http://127.0.0.1:9"
+"#;
+        let problems = crate::config::parse(text, std::path::PathBuf::from("."))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
+        assert!(
+            has("sources[0].rest_poll.pagination.page_size: must be between 1 and 10000"),
+            "{problems:#?}"
+        );
+        assert!(
+            has("sources[1].webhook.secret: secrets must be references"),
+            "{problems:#?}"
+        );
+        assert!(
+            has("sources[1].kind: `kind = \"webhook\"` needs a [sources.mapping] table"),
+            "{problems:#?}"
+        );
+        assert!(
+            has("sources[2].kind: `kind = \"rest_poll\"` needs a [sources.rest_poll] table"),
+            "{problems:#?}"
+        );
+        assert!(
+            has("sources[2].webhook: only for `kind = \"webhook\"`"),
+            "{problems:#?}"
+        );
+    }
+}

@@ -651,6 +651,80 @@ mod tests {
         assert_eq!(cursor_text(&json!(null)), None);
     }
 
+    const CONFIG: &str = r#"
+[[sources]]
+name = "abs-soap"
+kind = "soap"
+
+[sources.soap]
+endpoint = "https://abs.bank.local/ws/customers"
+version = "1.2"
+
+[sources.soap.ws_security]
+username = "hub"
+password = "env:ABS_SOAP_PASSWORD"
+
+[[sources.soap.operations]]
+name = "customers"
+soap_action = "urn:corebank:customers:v1/GetCustomersChangedSince"
+request_template = '<cb:Get xmlns:cb="urn:cb"><cb:Since>{{cursor}}</cb:Since><cb:Page>{{page}}</cb:Page></cb:Get>'
+record_path = "GetResponse/Customers/Customer"
+cursor_field = "ChangedAt"
+paged = true
+
+[sources.mapping]
+entity = "party"
+key = "$['@id']"
+[sources.mapping.fields]
+last_name = "$.LastName"
+
+[[sinks]]
+name = "crm"
+kind = "crm_rest"
+[sinks.crm_rest]
+base_url = "http://crm.local"
+"#;
+
+    #[test]
+    fn a_soap_source_config_parses() {
+        let cfg = crate::config::parse(CONFIG, std::path::PathBuf::from("/etc/hub")).unwrap();
+        let soap = cfg.sources[0].soap.as_ref().unwrap();
+        assert_eq!(soap.version, adapters::soap::SoapVersion::V12);
+        assert!(soap.operations[0].paged);
+        assert!(cfg.sources[0].mapping.is_some());
+    }
+
+    #[test]
+    fn soap_config_problems_have_their_key_path_and_line() {
+        let broken = CONFIG
+            .replace("env:ABS_SOAP_PASSWORD", "plain-password")
+            .replace(
+                "record_path = \"GetResponse/Customers/Customer\"",
+                "record_path = \"a//b\"",
+            )
+            .replace("{{page}}", "{{pgae}}");
+        let problems = crate::config::parse(&broken, std::path::PathBuf::from(".")).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let has = |needle: &str| rendered.iter().any(|r| r.contains(needle));
+        assert!(
+            has("line 12: sources[0].soap.ws_security.password: secrets must be references"),
+            "{rendered:#?}"
+        );
+        assert!(
+            has("sources[0].soap.operations[0].record_path: has an empty segment"),
+            "{rendered:#?}"
+        );
+        assert!(
+            has("sources[0].soap.operations[0].request_template: unknown placeholder `{{pgae}}`"),
+            "{rendered:#?}"
+        );
+        let no_table = CONFIG.replace("[sources.soap]", "[sources.other]");
+        let problems = crate::config::parse(&no_table, std::path::PathBuf::from(".")).unwrap_err();
+        assert!(!problems.is_empty());
+        let without_mapping = CONFIG.replace("[sources.mapping]", "[sources.mappingx]");
+        assert!(crate::config::parse(&without_mapping, std::path::PathBuf::from(".")).is_err());
+    }
+
     #[test]
     fn position_round_trips() {
         let p = Position {

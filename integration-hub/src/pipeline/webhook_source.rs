@@ -270,10 +270,16 @@ async fn receive(
 
 fn too_large(hook: &Hook, max: usize) -> Response {
     tracing::warn!(event = "webhook_refused", source = %hook.name, max_body_bytes = max, "webhook body too large");
-    answer(
+    let mut r = answer(
         StatusCode::PAYLOAD_TOO_LARGE,
         json!({"error": format!("body larger than {max} bytes")}),
-    )
+    );
+    // The rest of the body is not read: the connection cannot carry another request.
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 enum Accepted {

@@ -9,10 +9,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use chrono::format::Parsed;
 use chrono::{
     DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeZone, Utc,
 };
-use chrono::format::Parsed;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -48,13 +48,13 @@ pub(crate) fn apply(plan: &Plan, record: &Value) -> Result<MappedRecord, Vec<Fie
         errors.push(FieldError::new("key", "is required but missing"));
     }
     let version = plan.version.as_ref().and_then(|fp| {
-        let v = one(plan, fp, record, &mut errors)?;
+        let v = single(plan, fp, record, &mut errors)?;
         parse_version(&v, fp, plan.offset)
             .map_err(|r| errors.push(FieldError::new("version", r)))
             .ok()
     });
     let event_time = plan.event_time.as_ref().and_then(|fp| {
-        let v = one(plan, fp, record, &mut errors)?;
+        let v = single(plan, fp, record, &mut errors)?;
         parse_datetime(&v, fp, plan.offset)
             .map_err(|r| errors.push(FieldError::new("event_time", r)))
             .ok()
@@ -169,7 +169,12 @@ fn op_of(plan: &Plan, record: &Value) -> Op {
 }
 
 /// The single value of a key, version or event-time rule, owned.
-fn one(plan: &Plan, fp: &FieldPlan, record: &Value, errors: &mut Vec<FieldError>) -> Option<String> {
+fn one(
+    plan: &Plan,
+    fp: &FieldPlan,
+    record: &Value,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     single(plan, fp, record, errors).map(Cow::into_owned)
 }
 
@@ -357,7 +362,7 @@ fn steps<'a>(
             },
         };
     }
-    if v.trim().is_empty() {
+    if !fp.transforms.is_empty() && v.trim().is_empty() {
         return None;
     }
     if let Some(map) = &fp.map {
@@ -417,9 +422,7 @@ fn needs_collapse(v: &str) -> bool {
 }
 
 fn lookup<'m>(map: &'m HashMap<String, String>, v: &str) -> Option<&'m str> {
-    map.get(v)
-        .or_else(|| map.get(v.trim()))
-        .map(String::as_str)
+    map.get(v).or_else(|| map.get(v.trim())).map(String::as_str)
 }
 
 /// Converts a final text to the JSON the canonical field holds.
@@ -576,7 +579,8 @@ fn local(t: NaiveDateTime, offset: FixedOffset) -> Option<DateTime<Utc>> {
 /// A change version: a non-negative integer, or a timestamp as epoch milliseconds.
 fn parse_version(v: &str, fp: &FieldPlan, offset: FixedOffset) -> Result<i64, String> {
     let s = v.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+    // A configured format (`%s` for epoch seconds included) says the version is a time.
+    if fp.datetime_format.is_none() && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().map_err(|_| "integer out of range".to_string());
     }
     parse_datetime(s, fp, offset)
@@ -609,10 +613,14 @@ fn build_addresses(parts: Vec<AddressParts>, errors: &mut Vec<FieldError>) -> Va
         let kind = a
             .kind
             .unwrap_or_else(|| if i == 0 { "primary" } else { "other" }.to_string());
-        let m: Map<String, Value> = [("kind", Some(kind)), ("text", Some(text)), ("postal_code", a.postal_code)]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::String(v))))
-            .collect();
+        let m: Map<String, Value> = [
+            ("kind", Some(kind)),
+            ("text", Some(text)),
+            ("postal_code", a.postal_code),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::String(v))))
+        .collect();
         out.push(Value::Object(m));
     }
     Value::Array(out)
@@ -643,7 +651,10 @@ fn entity_rules(
             }
         }
         Entity::Transaction
-            if obj.get("amount_minor").and_then(Value::as_i64).is_some_and(|a| a < 0) =>
+            if obj
+                .get("amount_minor")
+                .and_then(Value::as_i64)
+                .is_some_and(|a| a < 0) =>
         {
             errors.push(FieldError::new(
                 "amount_minor",
@@ -651,7 +662,11 @@ fn entity_rules(
             ));
         }
         Entity::Card => {
-            if obj.get("limit_minor").and_then(Value::as_i64).is_some_and(|a| a < 0) {
+            if obj
+                .get("limit_minor")
+                .and_then(Value::as_i64)
+                .is_some_and(|a| a < 0)
+            {
                 errors.push(FieldError::new("limit_minor", "must not be negative"));
             }
             if upsert && obj.contains_key("limit_minor") && !obj.contains_key("limit_currency") {

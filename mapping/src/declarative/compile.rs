@@ -19,7 +19,7 @@ use super::{FieldRule, FieldSpec, MappingError, RecordMapping, parse_offset};
 
 /// The shortest `tokenize_pan` key accepted: HMAC-SHA256 keys shorter than the hash
 /// weaken it.
-pub(crate) const MIN_PAN_KEY_BYTES: usize = 32;
+pub const MIN_PAN_KEY_BYTES: usize = 32;
 
 /// A compiled mapping.
 #[derive(Clone)]
@@ -293,11 +293,12 @@ pub(crate) fn compile(
             ));
         }
     }
-    if fields.iter().any(|f| {
-        matches!(f.slot, Slot::Address { part, .. } if part.name != "text")
-    }) && !fields
+    if fields
         .iter()
-        .any(|f| matches!(f.slot, Slot::Address { part, .. } if part.name == "text"))
+        .any(|f| matches!(f.slot, Slot::Address { part, .. } if part.name != "text"))
+        && !fields
+            .iter()
+            .any(|f| matches!(f.slot, Slot::Address { part, .. } if part.name == "text"))
     {
         errors.push(MappingError::new(
             &["fields"],
@@ -326,7 +327,10 @@ pub(crate) fn compile(
                 Ok(k) if k.len() < MIN_PAN_KEY_BYTES => {
                     errors.push(MappingError::new(
                         &["pan_key"],
-                        format!("the key must have at least {MIN_PAN_KEY_BYTES} bytes, it has {}", k.len()),
+                        format!(
+                            "the key must have at least {MIN_PAN_KEY_BYTES} bytes, it has {}",
+                            k.len()
+                        ),
                     ));
                     None
                 }
@@ -361,11 +365,7 @@ pub(crate) fn compile(
 }
 
 /// The slot a config key names, with the canonical name it covers (aliases resolved).
-fn resolve_target(
-    entity: Entity,
-    table: &'static [Target],
-    name: &str,
-) -> Option<(Slot, String)> {
+fn resolve_target(entity: Entity, table: &'static [Target], name: &str) -> Option<(Slot, String)> {
     let address = |index: Option<usize>, part: &str| {
         let part = targets::ADDRESS_PARTS.iter().find(|t| t.name == part)?;
         let label = match index {
@@ -402,7 +402,13 @@ fn resolve_target(
 fn field_names(entity: Entity, table: &[Target]) -> String {
     let mut names: Vec<&str> = table.iter().map(|t| t.name).collect();
     if entity == Entity::Party {
-        names.extend(["addresses.N.kind", "addresses.N.text", "addresses.N.postal_code", "address", "postal_code"]);
+        names.extend([
+            "addresses.N.kind",
+            "addresses.N.text",
+            "addresses.N.postal_code",
+            "address",
+            "postal_code",
+        ]);
     }
     names.join(", ")
 }
@@ -517,7 +523,10 @@ fn field_plan(
                         v.name()
                     ));
                 }
-                if !matches!(kind, ValueKind::Target(Kind::Text | Kind::Id | Kind::IdList)) {
+                if !matches!(
+                    kind,
+                    ValueKind::Target(Kind::Text | Kind::Id | Kind::IdList)
+                ) {
                     err("validate applies only to text fields".into());
                 }
                 Some(v)
@@ -566,9 +575,8 @@ fn field_plan(
     let pan_safe =
         transforms.iter().any(|t| t.makes_pan_safe()) || validator == Some(Validator::Pan);
 
-    let required = spec.required
-        || matches!(slot, Slot::Key)
-        || matches!(slot, Slot::Field(t) if t.required);
+    let required =
+        spec.required || matches!(slot, Slot::Key) || matches!(slot, Slot::Field(t) if t.required);
     let plan = FieldPlan {
         name: name.to_string(),
         slot,

@@ -39,6 +39,7 @@ use crate::envelope::{Entity, Op};
 
 pub use crate::validate::FieldError;
 pub use apply::csv_row_to_value;
+pub use compile::MIN_PAN_KEY_BYTES;
 
 /// `[sources.mapping]`: how one source record becomes one canonical record.
 ///

@@ -33,7 +33,8 @@ pub fn find(text: &str) -> Vec<Range<usize>> {
                 i += 1;
             }
             groups.push(g..i);
-            let joined = i + 1 < b.len() && (b[i] == b' ' || b[i] == b'-') && b[i + 1].is_ascii_digit();
+            let joined =
+                i + 1 < b.len() && (b[i] == b' ' || b[i] == b'-') && b[i + 1].is_ascii_digit();
             if !joined {
                 break;
             }

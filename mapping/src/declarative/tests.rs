@@ -151,9 +151,15 @@ fn text_transforms() {
     assert_eq!(t(Transform::Trim, "  a b \t"), "a b");
     assert_eq!(t(Transform::Upper, "иван ivan"), "ИВАН IVAN");
     assert_eq!(t(Transform::Lower, "ИВАН Ivan"), "иван ivan");
-    assert_eq!(t(Transform::TitleCase, "иванов-ПЕТРОВ анна-мария"), "Иванов-Петров Анна-Мария");
+    assert_eq!(
+        t(Transform::TitleCase, "иванов-ПЕТРОВ анна-мария"),
+        "Иванов-Петров Анна-Мария"
+    );
     assert_eq!(t(Transform::TitleCase, "o'brien"), "O'Brien");
-    assert_eq!(t(Transform::DigitsOnly, "+7 (912) 345-67-89"), "79123456789");
+    assert_eq!(
+        t(Transform::DigitsOnly, "+7 (912) 345-67-89"),
+        "79123456789"
+    );
     assert_eq!(t(Transform::CollapseSpaces, "  a   b\t\nc "), "a b c");
     assert_eq!(t(Transform::Abs, "-12.50"), "12.50");
     assert_eq!(t(Transform::Abs, "7"), "7");
@@ -232,7 +238,10 @@ token = { path = "$.pan", transforms = ["tokenize_pan"] }
     mac.update(b"4111111111111111");
     assert_eq!(token, hex::encode(mac.finalize().into_bytes()));
 
-    let e = errors_of(&m, &json!({"id": "c1", "client": "p1", "pan": "4111111111111112"}));
+    let e = errors_of(
+        &m,
+        &json!({"id": "c1", "client": "p1", "pan": "4111111111111112"}),
+    );
     assert_eq!(
         e,
         vec![
@@ -302,7 +311,12 @@ status = { path = "$.bic", validate = "bic" }
         ]
     );
     for line in &e {
-        for v in ["500100732258", "11223344596", "1027700132196", "not-an-email"] {
+        for v in [
+            "500100732258",
+            "11223344596",
+            "1027700132196",
+            "not-an-email",
+        ] {
             assert!(!line.contains(v), "{line} repeats a value");
         }
     }
@@ -576,12 +590,21 @@ key = "$.id"
 birth_date = "$.d"
 "#,
     );
-    let date = |d: &str| m.apply(&json!({"id": "1", "d": d})).map(|r| r.payload["birth_date"].clone());
+    let date = |d: &str| {
+        m.apply(&json!({"id": "1", "d": d}))
+            .map(|r| r.payload["birth_date"].clone())
+    };
     assert_eq!(date("1985-03-12").expect("ok"), "1985-03-12");
     assert_eq!(date("12.03.1985").expect("ok"), "1985-03-12");
     assert_eq!(date("1985-03-12T00:00:00+03:00").expect("ok"), "1985-03-12");
-    assert_eq!(date("2030-01-01").expect_err("future")[0].reason, "must not be in the future");
-    assert_eq!(date("1899-12-31").expect_err("old")[0].reason, "must not be before 1900");
+    assert_eq!(
+        date("2030-01-01").expect_err("future")[0].reason,
+        "must not be in the future"
+    );
+    assert_eq!(
+        date("1899-12-31").expect_err("old")[0].reason,
+        "must not be before 1900"
+    );
 }
 
 #[test]
@@ -600,8 +623,10 @@ status = { path = "$.closed", map = { "0" = "open", "1" = "closed" } }
 "#,
     );
     let r = m
-        .apply(&json!({"id": "a1", "client": 42, "number": "40817810899910004312",
-                       "ccy": "rub", "bic": "044525225", "opened": "01/02/2020", "closed": 0}))
+        .apply(
+            &json!({"id": "a1", "client": 42, "number": "40817810899910004312",
+                       "ccy": "rub", "bic": "044525225", "opened": "01/02/2020", "closed": 0}),
+        )
         .expect("maps");
     assert_eq!(
         r.payload,
@@ -658,10 +683,12 @@ status = "$.status"
     let pan = with_luhn("220220123456789");
     let old = with_luhn("220220987654321");
     let r = m
-        .apply(&json!({"cardId": "K-1", "ts": "01.06.2025 12:00:00", "holder": {"id": "p1"},
+        .apply(
+            &json!({"cardId": "K-1", "ts": "01.06.2025 12:00:00", "holder": {"id": "p1"},
                        "account": "a1", "pan": pan, "oldPan": old, "exp": "12/29",
                        "type": "REISSUE", "limit": {"amount": "150 000,00", "currency": "RUB"},
-                       "status": "active"}))
+                       "status": "active"}),
+        )
         .expect("maps");
     assert_eq!(r.version, Some(1_748_768_400_000));
     let p = &r.payload;
@@ -751,8 +778,13 @@ booked_at = "$.booked"
 "#,
     );
     assert_eq!(
-        errors_of(&signed, &json!({"id": "t", "account": "a", "amount": "-1", "booked": "2025-01-01"})),
-        vec!["field amount_minor: must not be negative: use abs, and sign_to_direction for the direction"]
+        errors_of(
+            &signed,
+            &json!({"id": "t", "account": "a", "amount": "-1", "booked": "2025-01-01"})
+        ),
+        vec![
+            "field amount_minor: must not be negative: use abs, and sign_to_direction for the direction"
+        ]
     );
 }
 
@@ -769,10 +801,14 @@ number = "$.number"
 currency = "$.ccy"
 "#,
     );
-    let r = m.apply(&json!({"id": "a1", "op": "d"})).expect("a deletion");
+    let r = m
+        .apply(&json!({"id": "a1", "op": "d"}))
+        .expect("a deletion");
     assert_eq!(r.op, Op::Delete);
     assert_eq!(r.payload, json!({"source_id": "a1"}));
-    let r = m.apply(&json!({"id": "a1", "op": "DELETED "})).expect("a deletion");
+    let r = m
+        .apply(&json!({"id": "a1", "op": "DELETED "}))
+        .expect("a deletion");
     assert_eq!(r.op, Op::Delete);
     assert!(m.apply(&json!({"id": "a1", "op": "U"})).is_err());
     let bool_op = compile(
@@ -782,16 +818,34 @@ key = "$.id"
 op = { path = "$.deleted", delete_when = "true" }
 "#,
     );
-    assert_eq!(bool_op.apply(&json!({"id": 1, "deleted": true})).expect("ok").op, Op::Delete);
-    assert_eq!(bool_op.apply(&json!({"id": 1, "deleted": false})).expect("ok").op, Op::Upsert);
+    assert_eq!(
+        bool_op
+            .apply(&json!({"id": 1, "deleted": true}))
+            .expect("ok")
+            .op,
+        Op::Delete
+    );
+    assert_eq!(
+        bool_op
+            .apply(&json!({"id": 1, "deleted": false}))
+            .expect("ok")
+            .op,
+        Op::Upsert
+    );
     assert_eq!(bool_op.apply(&json!({"id": 1})).expect("ok").op, Op::Upsert);
 }
 
 #[test]
 fn key_problems() {
     let m = compile("entity = \"party\"\nkey = \"$.id\"\n");
-    assert_eq!(errors_of(&m, &json!({})), vec!["field key: is required but missing"]);
-    assert_eq!(errors_of(&m, &json!({"id": "  "})), vec!["field key: is required but missing"]);
+    assert_eq!(
+        errors_of(&m, &json!({})),
+        vec!["field key: is required but missing"]
+    );
+    assert_eq!(
+        errors_of(&m, &json!({"id": "  "})),
+        vec!["field key: is required but missing"]
+    );
     assert_eq!(
         errors_of(&m, &json!({"id": {"a": 1}})),
         vec!["field key: expected a text value, found an object"]
@@ -816,10 +870,16 @@ fn csv_rows_use_the_same_mapping() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let cells: Vec<String> = ["17", "петров", "пётр", "89123456789, +7 (495) 123-45-67", "dup"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let cells: Vec<String> = [
+        "17",
+        "петров",
+        "пётр",
+        "89123456789, +7 (495) 123-45-67",
+        "dup",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let v = csv_row_to_value(&headers, &cells);
     assert_eq!(v["ID"], "17");
     assert_eq!(v["Имя"], "пётр");
@@ -849,7 +909,10 @@ fn every_target_field_fits_its_struct() {
         (Entity::Party, super::targets::fields_of(Entity::Party)),
         (Entity::Account, super::targets::fields_of(Entity::Account)),
         (Entity::Card, super::targets::fields_of(Entity::Card)),
-        (Entity::Transaction, super::targets::fields_of(Entity::Transaction)),
+        (
+            Entity::Transaction,
+            super::targets::fields_of(Entity::Transaction),
+        ),
     ] {
         let fields = fields.expect("mappable");
         let mut record = serde_json::Map::new();
@@ -929,11 +992,16 @@ bank_reference = "$.ref"
 "#,
     );
     let r = m
-        .apply(&json!({"id": "t", "account": "a", "amount": 100, "booked": "2025-01-01",
+        .apply(
+            &json!({"id": "t", "account": "a", "amount": 100, "booked": "2025-01-01",
                        "purpose": "перевод на карту 4111 1111 1111 1111, спасибо",
-                       "to": pan, "ref": "4111111111111111"}))
+                       "to": pan, "ref": "4111111111111111"}),
+        )
         .expect("maps");
-    assert_eq!(r.payload["purpose"], "перевод на карту 4111 11** **** 1111, спасибо");
+    assert_eq!(
+        r.payload["purpose"],
+        "перевод на карту 4111 11** **** 1111, спасибо"
+    );
     assert_eq!(r.payload["counterparty_account"], "411111******1111");
     // Identifiers are left alone: 16-digit references pass the Luhn check one time in ten.
     assert_eq!(r.payload["bank_reference"], pan);
@@ -958,7 +1026,10 @@ token = "$.pan"
     );
     assert_eq!(card.key_of(&json!({"pan": pan})), None);
     // Already masked numbers and IBAN-like groups pass.
-    assert!(card.apply(&json!({"p": "1", "pan": "411111******1111"})).is_ok());
+    assert!(
+        card.apply(&json!({"p": "1", "pan": "411111******1111"}))
+            .is_ok()
+    );
     assert!(!pan::contains("DE89 3704 0044 0532 0130 00"));
     assert!(pan::contains("x4111111111111111y"));
     assert!(!pan::contains("4111111111111112"));
@@ -1060,4 +1131,70 @@ proptest! {
             prop_assert!(!leaks(&pan_mask, &pan), "{pan_mask}");
         }
     }
+}
+
+#[test]
+fn timestamps_formats_and_offsets() {
+    let m = compile(
+        r#"
+entity = "transaction"
+key = "$.id"
+version = { path = "$.v", datetime_format = "%s" }
+event_time = { path = "$.t", datetime_format = "%d.%m.%Y %H:%M %z" }
+timezone = "-05:00"
+[fields]
+account_source_id = { value = "a" }
+amount_minor = { value = "1" }
+currency = { value = "RUB" }
+direction = { value = "credit" }
+booked_at = { path = "$.b", datetime_format = "%d/%m/%Y %H:%M" }
+value_date = "$.d"
+"#,
+    );
+    let r = m
+        .apply(
+            &json!({"id": "x", "v": "1700000000", "t": "01.02.2025 10:30 +0300",
+                       "b": "01/02/2025 10:30", "d": "2025-02-01"}),
+        )
+        .expect("maps");
+    // With a format, a version is a time: epoch seconds become milliseconds.
+    assert_eq!(r.version, Some(1_700_000_000_000));
+    assert_eq!(
+        r.event_time.map(|t| t.to_rfc3339()),
+        Some("2025-02-01T07:30:00+00:00".to_string())
+    );
+    assert_eq!(r.payload["booked_at"], "2025-02-01T15:30:00Z");
+    let r = m
+        .apply(&json!({"id": "x", "b": "01/02/2025 10:30"}))
+        .expect("maps");
+    assert_eq!((r.version, r.event_time), (None, None));
+    // Without a format, a naive timestamp is in `timezone`.
+    let naive = compile(
+        r#"
+entity = "party"
+key = "$.id"
+version = "$.v"
+timezone = "+03:00"
+"#,
+    );
+    let r = naive
+        .apply(&json!({"id": "x", "v": "2025-02-01 10:30:00"}))
+        .expect("maps");
+    assert_eq!(r.version, Some(1_738_395_000_000));
+    assert_eq!(
+        errors_of(
+            &m,
+            &json!({"id": "x", "t": "2025-02-01", "b": "2025-02-01 10:30"})
+        ),
+        vec![
+            "field event_time: expected a timestamp in the format %d.%m.%Y %H:%M %z",
+            "field booked_at: expected a timestamp in the format %d/%m/%Y %H:%M",
+        ]
+    );
+}
+
+#[test]
+fn compiled_mappings_are_shareable() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<CompiledMapping>();
 }

@@ -166,7 +166,11 @@ pub(crate) fn decimal_to_minor(v: &str) -> Result<i64, String> {
                 group += 1;
             }
             ' ' | '\u{a0}' | '\u{202f}' | '\'' | ',' | '.' if Some(c) != decimal => {
-                let bad_group = if grouped { group != 3 } else { group == 0 || group > 3 };
+                let bad_group = if grouped {
+                    group != 3
+                } else {
+                    group == 0 || group > 3
+                };
                 if bad_group {
                     return Err("not a decimal amount".into());
                 }
@@ -205,8 +209,7 @@ pub(crate) fn decimal_to_minor(v: &str) -> Result<i64, String> {
 fn abs(v: &str) -> Result<String, String> {
     let s = v.trim();
     let rest = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ',')
-    {
+    if rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ',') {
         return Err("not a number".into());
     }
     Ok(rest.to_string())
@@ -218,7 +221,11 @@ fn sign_to_direction(v: &str) -> Result<&'static str, String> {
     if s.is_empty() {
         return Err("not a number".into());
     }
-    Ok(if s.starts_with('-') { "debit" } else { "credit" })
+    Ok(if s.starts_with('-') {
+        "debit"
+    } else {
+        "credit"
+    })
 }
 
 /// A named validator; each returns the normalised value.

@@ -320,8 +320,9 @@ fn email_local(given: &str, surname: &str, year: u32, rng: &mut SplitMix64) -> S
     let g = names::romanize(given, Scheme::Informal).replace(' ', "");
     let s = names::romanize(surname, Scheme::Informal).replace(' ', "");
     let initial: String = g.chars().take(1).collect();
+    // Personal mailboxes are unique: every form carries digits.
     match rng.below(4) {
-        0 => format!("{initial}.{s}"),
+        0 => format!("{initial}.{s}{}", rng.below(10_000)),
         1 => format!("{g}.{s}{}", year % 100),
         2 => format!("{s}{year}"),
         _ => format!("{g}_{s}{}", rng.below(1000)),

@@ -37,14 +37,14 @@ impl Rng {
     /// A generator for one (seed, stream, index, version) — independent streams per record.
     pub fn for_record(seed: u64, stream: u64, index: u64, version: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        r.0 ^= r.next().wrapping_add(index);
+        r.0 ^= r.next_u64().wrapping_add(index);
         r.0 ^= r
-            .next()
+            .next_u64()
             .wrapping_add(version.wrapping_mul(0xD1B5_4A32_D192_ED03));
         r
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -54,7 +54,7 @@ impl Rng {
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -228,7 +228,7 @@ impl Bank {
         let (city, zip_prefix) = CITIES[c.below(CITIES.len() as u64) as usize];
         let address = json!({
             "text": format!("{city}, {}, д. {}, кв. {}", c.pick(STREETS), 1 + c.below(150), 1 + c.below(300)),
-            "postal_code": format!("{zip_prefix}{:0width$}", c.below(10_000), width = 6 - zip_prefix.len()),
+            "postal_code": format!("{zip_prefix}{:03}", c.below(1_000)),
         });
         let phone = phone(&mut c);
         let segment = c.pick(SEGMENTS);
@@ -545,6 +545,8 @@ mod tests {
             mapping::validate::inn(inn).unwrap_or_else(|e| panic!("customer {i}: {e}"));
             mapping::validate::phone(c["phone"].as_str().unwrap()).unwrap();
             mapping::validate::email(c["email"].as_str().unwrap()).unwrap();
+            mapping::validate::postal_code(c["address"]["postal_code"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("customer {i}: {e}"));
             if let Some(p) = c["passport"].as_str() {
                 mapping::validate::passport(p).unwrap();
             }

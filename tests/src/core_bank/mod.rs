@@ -51,3 +51,34 @@ status = "{root}.status"
 "#
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(root: &str, version: Option<&str>) -> mapping::declarative::CompiledMapping {
+        let text = customer_mapping(root, version);
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let section = table["sources"]["mapping"].clone();
+        let spec: mapping::declarative::RecordMapping = section.try_into().unwrap();
+        spec.compile(&|_| Err("no secrets".into())).unwrap()
+    }
+
+    #[test]
+    fn every_generated_customer_maps_cleanly() {
+        let bank = Bank::new(3_000, 20_261_125);
+        let direct = compiled("$", None);
+        let in_event = compiled("$.customer", Some("$.customer.version"));
+        for i in 0..bank.len() {
+            let m = direct
+                .apply(&bank.customer(i))
+                .unwrap_or_else(|e| panic!("customer {i}: {e:?}"));
+            assert_eq!(m.key, Bank::customer_id(i));
+            assert_eq!(m.version, None);
+            let m = in_event
+                .apply(&customer_event(&bank, i, "e"))
+                .unwrap_or_else(|e| panic!("event {i}: {e:?}"));
+            assert_eq!(m.version, Some(1));
+        }
+    }
+}

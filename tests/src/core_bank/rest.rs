@@ -251,7 +251,8 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 impl Inner {
-    fn authorize(&mut self, headers: &HeaderMap) -> Result<(), Response> {
+    /// `None` when the caller may go on, else the refusal to send.
+    fn authorize(&mut self, headers: &HeaderMap) -> Option<Response> {
         let ok = match &self.auth {
             SimAuth::None => true,
             SimAuth::ApiKey(key) => {
@@ -265,15 +266,14 @@ impl Inner {
                 .is_some_and(|expires| Instant::now() < *expires),
         };
         if ok {
-            Ok(())
-        } else {
-            self.stats.unauthorized += 1;
-            Err(error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "valid credentials are required",
-            ))
+            return None;
         }
+        self.stats.unauthorized += 1;
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "valid credentials are required",
+        ))
     }
 
     fn next_fault(&mut self) -> Option<Fault> {
@@ -296,7 +296,7 @@ enum Gate {
 fn gate(sim: &CoreBankSim, headers: &HeaderMap) -> Gate {
     let mut i = sim.lock();
     i.stats.requests += 1;
-    if let Err(r) = i.authorize(headers) {
+    if let Some(r) = i.authorize(headers) {
         return Gate::Answer(r);
     }
     match i.next_fault() {

@@ -78,8 +78,23 @@ impl BlockingKey {
             ],
             BlockingKey::NamePair => &[Comparison::GivenName, Comparison::Surname],
             BlockingKey::BirthDate => &[Comparison::BirthDate],
-            BlockingKey::Phone => &[Comparison::Phone],
-            BlockingKey::Email => &[Comparison::Email],
+            // A household shares a landline: surname and address agree among non-matches.
+            BlockingKey::Phone => &[
+                Comparison::Phone,
+                Comparison::Surname,
+                Comparison::Postcode,
+                Comparison::StreetNumber,
+                Comparison::Street,
+                Comparison::AddressExtra,
+                Comparison::Locality,
+                Comparison::Region,
+            ],
+            // A mailbox is usually made of the names: they agree among non-matches too.
+            BlockingKey::Email => &[
+                Comparison::Email,
+                Comparison::GivenName,
+                Comparison::Surname,
+            ],
             BlockingKey::OtherId => &[Comparison::OtherId],
         }
     }

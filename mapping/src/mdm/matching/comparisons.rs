@@ -530,11 +530,17 @@ pub(crate) fn patronymic_level(s: &Interner, a: Sym, b: Sym) -> u8 {
         return 1;
     }
     let (x, y) = (s.get(a), s.get(b));
+    if within_one_edit(x, y) {
+        return 2;
+    }
+    let jw = jaro_winkler(x, y);
+    if jw >= NAME_CLOSE {
+        return 2;
+    }
+    // Two edits in eight or more letters keep Jaro-Winkler well above 0.75: the distance
+    // (the costlier measure) is computed only then.
     let long = x.chars().count().min(y.chars().count()) >= 8;
-    if within_one_edit(x, y)
-        || (long && damerau_levenshtein(x, y) <= 2)
-        || jaro_winkler(x, y) >= NAME_CLOSE
-    {
+    if long && jw >= 0.75 && damerau_levenshtein(x, y) <= 2 {
         2
     } else {
         3

@@ -288,7 +288,7 @@ pub(crate) struct Patterns {
     pub map: HashMap<Levels, (u64, u64), FxBuild>,
     pub pairs: u64,
     pub known: u64,
-    /// Every `stride`-th record's pairs were sampled.
+    /// One record in `stride` had its pairs sampled.
     pub stride: u64,
 }
 

@@ -20,9 +20,9 @@ use super::model::{
 use super::prepare::{Features, RecordSet, TooManyRecords};
 use super::record::MatchRecord;
 use super::rules::{
-    DeterministicKey, HardNonMatch, deterministic_pairs, hard_non_match, shared_id,
+    DeterministicKey, HardNonMatch, KeyPair, deterministic_pairs, hard_non_match, shared_id,
 };
-use crate::mdm::rng::SplitMix64;
+use crate::mdm::rng::{SplitMix64, mix};
 
 /// Matching settings. The defaults are the one configuration used for every evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ impl Default for MatchConfig {
             auto_merge: 0.95,
             review: 0.5,
             blocking: BlockingKey::ALL.to_vec(),
-            window: 10,
+            window: 8,
             max_key_group: 20,
             u_pairs: 300_000,
             em_pairs: 200_000,
@@ -106,6 +106,11 @@ impl MatchConfig {
         if self.blocking.is_empty() {
             return Err(MatchError::Config(
                 "at least one blocking key is needed".into(),
+            ));
+        }
+        if self.u_pairs < 1_000 || self.em_pairs < 1_000 {
+            return Err(MatchError::Config(
+                "u_pairs and em_pairs must be at least 1000".into(),
             ));
         }
         if self.max_key_group < 2 {
@@ -293,69 +298,13 @@ pub fn run(
 
     let t3 = Instant::now();
     let mut pairs = scored.pairs;
-    // Strongest first; ties by record numbers so the result does not depend on threads.
-    pairs.sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
-    let mut clusters = Clusters::new(n);
-    let mut merges = Vec::new();
-    for p in &key_pairs {
-        if clusters.find(p.a) != clusters.find(p.b) {
-            merges.push(ScoredPair {
-                a: p.a.min(p.b),
-                b: p.a.max(p.b),
-                probability: 1.0,
-                kind: PairKind::Key(p.key),
-            });
-        }
-        clusters.union(p.a, p.b);
-    }
-    let mut kept_apart = Vec::new();
-    for &(a, b, lo, veto) in &pairs {
-        if let Some(rule) = veto {
-            clusters.forbid(a, b);
-            kept_apart.push(ScoredPair {
-                a,
-                b,
-                probability: probability(lo),
-                kind: PairKind::HardNonMatch(rule),
-            });
-        }
-    }
-    let mut review = Vec::new();
-    let mut refused = 0u64;
-    for &(a, b, lo, veto) in &pairs {
-        if veto.is_some() || lo < auto_lo {
-            continue;
-        }
-        if clusters.find(a) == clusters.find(b) {
-            continue;
-        }
-        if clusters.try_union(a, b) {
-            merges.push(ScoredPair {
-                a,
-                b,
-                probability: probability(lo),
-                kind: PairKind::Probable,
-            });
-        } else {
-            refused += 1;
-            review.push(ScoredPair {
-                a,
-                b,
-                probability: probability(lo),
-                kind: PairKind::Refused,
-            });
-        }
-    }
-    for &(a, b, lo, veto) in &pairs {
-        if veto.is_none() && lo < auto_lo && clusters.find(a) != clusters.find(b) {
-            review.push(ScoredPair {
-                a,
-                b,
-                probability: probability(lo),
-                kind: PairKind::Review,
-            });
-        }
-    }
+    let Resolution {
+        mut clusters,
+        merges,
+        review,
+        kept_apart,
+        refused,
+    } = resolve(n, &key_pairs, &mut pairs, auto_lo);
     let (labels, k) = clusters.labels();
     let t_cluster = t3.elapsed().as_secs_f64();
 
@@ -395,6 +344,75 @@ pub fn run(
 
 /// A pair kept by the scoring pass: (a, b, log2 odds, hard non-match).
 type Kept = (u32, u32, f64, Option<HardNonMatch>);
+
+/// Clusters and the pairs that explain them.
+struct Resolution {
+    clusters: Clusters,
+    merges: Vec<ScoredPair>,
+    review: Vec<ScoredPair>,
+    kept_apart: Vec<ScoredPair>,
+    refused: u64,
+}
+
+/// Clusters `n` records: deterministic pairs first, then the hard non-match constraints,
+/// then probable pairs (log odds at or above `auto_lo`) strongest first; probable pairs
+/// that cannot join, and pairs below `auto_lo`, go to review when their records ended in
+/// different clusters.
+fn resolve(n: usize, key_pairs: &[KeyPair], pairs: &mut [Kept], auto_lo: f64) -> Resolution {
+    // Strongest first; ties by record numbers so the result does not depend on threads.
+    pairs.sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
+    let mut clusters = Clusters::new(n);
+    let mut merges = Vec::new();
+    for p in key_pairs {
+        if clusters.find(p.a) != clusters.find(p.b) {
+            merges.push(ScoredPair {
+                a: p.a.min(p.b),
+                b: p.a.max(p.b),
+                probability: 1.0,
+                kind: PairKind::Key(p.key),
+            });
+        }
+        clusters.union(p.a, p.b);
+    }
+    let pair = |a, b, lo, kind| ScoredPair {
+        a,
+        b,
+        probability: probability(lo),
+        kind,
+    };
+    let mut kept_apart = Vec::new();
+    for &(a, b, lo, veto) in pairs.iter() {
+        if let Some(rule) = veto {
+            clusters.forbid(a, b);
+            kept_apart.push(pair(a, b, lo, PairKind::HardNonMatch(rule)));
+        }
+    }
+    let mut review = Vec::new();
+    let mut refused = 0u64;
+    for &(a, b, lo, veto) in pairs.iter() {
+        if veto.is_some() || lo < auto_lo || clusters.find(a) == clusters.find(b) {
+            continue;
+        }
+        if clusters.try_union(a, b) {
+            merges.push(pair(a, b, lo, PairKind::Probable));
+        } else {
+            refused += 1;
+            review.push(pair(a, b, lo, PairKind::Refused));
+        }
+    }
+    for &(a, b, lo, veto) in pairs.iter() {
+        if veto.is_none() && lo < auto_lo && clusters.find(a) != clusters.find(b) {
+            review.push(pair(a, b, lo, PairKind::Review));
+        }
+    }
+    Resolution {
+        clusters,
+        merges,
+        review,
+        kept_apart,
+        refused,
+    }
+}
 
 /// Pairs kept by the scoring pass.
 struct Scored {
@@ -526,7 +544,15 @@ fn train(
                         .step_by(threads.max(1))
                         .map(|k| {
                             let tied = config.blocking[k].tied();
-                            let sample = sample_pairs(set, index, linkage, Some(k), per_key, tied);
+                            let sample = sample_pairs(
+                                set,
+                                index,
+                                linkage,
+                                Some(k),
+                                per_key,
+                                tied,
+                                config.seed,
+                            );
                             (k, em(&sample, u, config.em_iterations), sample)
                         })
                         .collect::<Vec<_>>()
@@ -579,9 +605,9 @@ fn train(
     }
 
     // The prior: the match share of all candidate pairs, scaled to all pairs.
-    let union = sample_pairs(set, index, linkage, None, config.em_pairs, &[]);
+    let union = sample_pairs(set, index, linkage, None, config.em_pairs, &[], config.seed);
     let share = em_share(&union, &m, &u, config.em_iterations);
-    // Every `stride`-th record's pairs were sampled, so each stands for `stride` pairs.
+    // One record in `stride` was sampled, so each pair stands for `stride` pairs.
     let candidates_est = union.pairs as f64 * union.stride as f64;
     let expected = (share * candidates_est).max(1.0);
     let prior = if total_pairs > expected {
@@ -611,20 +637,27 @@ fn train(
     }
 }
 
-/// Records visited per sample: every `stride`-th, with the stride chosen so the sample
-/// holds about `want` pairs.
+/// Whether record `i` is in a sample of one record in `stride`. Chosen by a hash of the
+/// record number, not every `stride`-th record: input order can be periodic (an export
+/// that lists each customer's duplicate right after it), and a fixed step would alias.
+fn sampled(seed: u64, i: usize, stride: usize) -> bool {
+    stride <= 1 || mix(seed ^ mix(i as u64)) % stride as u64 == 0
+}
+
+/// One record in how many to visit so that a sample holds about `want` pairs.
 fn stride_for(
     set: &RecordSet,
     index: &BlockIndex,
     linkage: bool,
     key: Option<usize>,
     want: u64,
+    seed: u64,
 ) -> usize {
     let n = set.features.len();
     let probe = (n / 20_000).max(1);
     let mut buf = Vec::new();
     let (mut probed, mut found) = (0u64, 0u64);
-    for i in (0..n).step_by(probe) {
+    for i in (0..n).filter(|&i| sampled(seed, i, probe)) {
         neighbours(index, key, i as u32, &mut buf);
         found += buf
             .iter()
@@ -656,13 +689,14 @@ fn sample_pairs(
     key: Option<usize>,
     want: u64,
     tied: &[Comparison],
+    seed: u64,
 ) -> Patterns {
     let features = &set.features;
-    let stride = stride_for(set, index, linkage, key, want);
+    let stride = stride_for(set, index, linkage, key, want, seed);
     let mut patterns = Patterns::default();
     let mut memo = Memo::default();
     let mut buf = Vec::new();
-    for i in (0..features.len()).step_by(stride) {
+    for i in (0..features.len()).filter(|&i| sampled(seed, i, stride)) {
         neighbours(index, key, i as u32, &mut buf);
         let a = &features[i];
         for &j in &buf {
