@@ -63,9 +63,9 @@ fn generate(path: &std::path::Path, mb: u64) -> std::io::Result<u64> {
     ];
     const FIRST: [&str; 4] = ["Александр", "Мария", "Дмитрий", "Анна"];
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    write!(
+    writeln!(
         w,
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Header/><soapenv:Body><cb:GetCustomersChangedSinceResponse xmlns:cb=\"urn:corebank:customers:v1\"><cb:Page>1</cb:Page><cb:Customers>\n"
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Header/><soapenv:Body><cb:GetCustomersChangedSinceResponse xmlns:cb=\"urn:corebank:customers:v1\"><cb:Page>1</cb:Page><cb:Customers>"
     )?;
     let target = mb << 20;
     let mut written = 0u64;
@@ -94,9 +94,9 @@ fn generate(path: &std::path::Path, mb: u64) -> std::io::Result<u64> {
         written += record.len() as u64;
         i += 1;
     }
-    write!(
+    writeln!(
         w,
-        "</cb:Customers></cb:GetCustomersChangedSinceResponse></soapenv:Body></soapenv:Envelope>\n"
+        "</cb:Customers></cb:GetCustomersChangedSinceResponse></soapenv:Body></soapenv:Envelope>"
     )?;
     w.flush()?;
     Ok(i)

@@ -25,6 +25,18 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Processor time (user + system, all threads) of this process in seconds, from
+/// /proc/self/stat (Linux; clock ticks of 1/100 s, the kernel's USER_HZ).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn main() -> ExitCode {
     let mut gen_config = CustomersConfig {
         records: 1_000_000,
@@ -68,6 +80,7 @@ fn main() -> ExitCode {
     let mut truth: Vec<u64> = Vec::with_capacity(gen_config.records as usize);
     let mut gen_secs = 0.0;
     let mut prep_secs = 0.0;
+    let mut prep_cpu = 0.0;
     let mut start = 0u64;
     while start < entities {
         let end = (start + chunk).min(entities);
@@ -97,11 +110,15 @@ fn main() -> ExitCode {
             .collect();
         gen_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let c = cpu_seconds();
         if let Err(e) = set.extend(&records, 0, threads) {
             eprintln!("mdm_bench: {e}");
             return ExitCode::FAILURE;
         }
         prep_secs += t.elapsed().as_secs_f64();
+        if let (Some(before), Some(after)) = (c, cpu_seconds()) {
+            prep_cpu += after - before;
+        }
         start = end;
     }
     if truth.len() != set.len() {
@@ -110,6 +127,7 @@ fn main() -> ExitCode {
     }
 
     let t = Instant::now();
+    let cpu_before = cpu_seconds();
     let result = match run(&set, false, &config) {
         Ok(r) => r,
         Err(e) => {
@@ -118,6 +136,10 @@ fn main() -> ExitCode {
         }
     };
     let match_secs = t.elapsed().as_secs_f64();
+    let match_cpu = match (cpu_before, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(prep_cpu + b - a),
+        _ => None,
+    };
     let total = prep_secs + match_secs;
     let m = pair_metrics(&result.clusters, &truth, &[], false);
     let s = &result.stats;
@@ -133,6 +155,9 @@ fn main() -> ExitCode {
         s.seconds.index, s.seconds.train, s.seconds.score, s.seconds.cluster
     );
     println!("records/s: {:.0}", set.len() as f64 / total);
+    if let Some(cpu) = match_cpu {
+        println!("match processor time: {cpu:.2} s (all threads)");
+    }
     println!(
         "pairs compared: {} ({:.1} per record), key merges: {}, probable merges: {}, review: {}, kept apart: {}, refused: {}",
         s.compared_pairs,

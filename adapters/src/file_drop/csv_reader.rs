@@ -565,6 +565,7 @@ fn check_encoding<R: Read>(
                     return Err(FileDropError::LooksLikeUtf8 {
                         file: file.to_owned(),
                         line: 1,
+                        encoding: encoding.as_str(),
                     });
                 }
             }
@@ -583,6 +584,7 @@ fn check_encoding<R: Read>(
             return Err(FileDropError::LooksLikeUtf8 {
                 file: file.to_owned(),
                 line: scan.first_multibyte_line.unwrap_or(1),
+                encoding: encoding.as_str(),
             });
         }
         if let Some(line) = first_undefined {

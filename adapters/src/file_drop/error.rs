@@ -54,13 +54,15 @@ pub enum FileDropError {
         /// The 1-based line of the first invalid byte.
         line: u64,
     },
-    /// The file was configured as windows-1251 but its bytes are UTF-8 text.
-    #[error("file {file} line {line}: looks like utf-8, configured windows-1251")]
+    /// The file was configured as a single-byte encoding but its bytes are UTF-8 text.
+    #[error("file {file} line {line}: looks like utf-8, configured {encoding}")]
     LooksLikeUtf8 {
         /// The file name.
         file: String,
         /// The 1-based line of the first multi-byte UTF-8 sequence (or 1 for a UTF-8 BOM).
         line: u64,
+        /// The configured encoding.
+        encoding: &'static str,
     },
     /// Bytes that have no meaning in the configured single-byte encoding.
     #[error("file {file} line {line}: byte not defined in {encoding}")]

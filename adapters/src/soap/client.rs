@@ -284,7 +284,7 @@ impl SoapClient {
             .http
             .post(&self.cfg.endpoint)
             .header(CONTENT_TYPE, content_type(version, action))
-            .header(ACCEPT, "text/xml, application/soap+xml, multipart/related")
+            .header(ACCEPT, "text/xml, application/soap+xml")
             .body(document);
         if let Some(v) = soap_action_header(version, action) {
             request = request.header("SOAPAction", v);

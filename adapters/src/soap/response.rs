@@ -220,7 +220,10 @@ impl<R: BufRead> RecordReader<R> {
                         if quick_xml::escape::resolve_predefined_entity(&name).is_some() {
                             Ok(())
                         } else {
-                            Err(format!("unknown entity &{name};"))
+                            Err(format!(
+                                "unknown entity &{};",
+                                name.chars().take(32).collect::<String>()
+                            ))
                         }
                     }
                     Err(e) => Err(format!("bad character reference: {e}")),

@@ -721,8 +721,8 @@ fn thousands_of_mutated_envelopes_never_panic() {
     }
     // The mutations leave some inputs intact and break others: both paths were exercised.
     assert!(
-        records > 500 && faults > 100 && errors > 1000,
-        "{records} {faults} {errors}"
+        records > 500 && faults > 100 && errors > 1000 && round_trips > 1000,
+        "{records} {faults} {errors} {round_trips}"
     );
 }
 

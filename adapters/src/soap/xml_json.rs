@@ -100,7 +100,10 @@ impl JsonBuilder {
                         self.text(s);
                         Ok(())
                     }
-                    None => Err(format!("unknown entity &{name};")),
+                    None => Err(format!(
+                        "unknown entity &{};",
+                        name.chars().take(32).collect::<String>()
+                    )),
                 }
             }
             Err(e) => Err(format!("bad character reference: {e}")),

@@ -249,7 +249,9 @@ impl CoreBankSoap {
 
     /// Whether customer `index` is served with a broken INN.
     pub fn is_invalid(&self, index: u64) -> bool {
-        self.lock().invalid_every.is_some_and(|n| index % n == 0)
+        self.lock()
+            .invalid_every
+            .is_some_and(|n| index.is_multiple_of(n))
     }
 
     /// Queues a fault.
@@ -349,7 +351,8 @@ struct Request {
 }
 
 /// Reads the version and action from the headers and checks the envelope's namespace.
-fn read_request(headers: &HeaderMap, body: &Bytes) -> Result<Request, Response> {
+/// (The error is boxed: an answer is large next to a request.)
+fn read_request(headers: &HeaderMap, body: &Bytes) -> Result<Request, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -364,12 +367,12 @@ fn read_request(headers: &HeaderMap, body: &Bytes) -> Result<Request, Response> 
         match action {
             Some(a) => (SoapVersion::V11, a),
             None => {
-                return Err(fault(
+                return Err(Box::new(fault(
                     SoapVersion::V11,
                     FaultKind::Sender,
                     None,
                     "a SOAP 1.1 request needs a SOAPAction header",
-                ));
+                )));
             }
         }
     } else if media.starts_with("application/soap+xml") {
@@ -381,28 +384,30 @@ fn read_request(headers: &HeaderMap, body: &Bytes) -> Result<Request, Response> 
             .unwrap_or_default();
         (SoapVersion::V12, action)
     } else {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)",
-        )
-            .into_response());
+        return Err(Box::new(
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)",
+            )
+                .into_response(),
+        ));
     };
     let Ok(text) = std::str::from_utf8(body) else {
-        return Err(fault(
+        return Err(Box::new(fault(
             version,
             FaultKind::Sender,
             None,
             "the request is not UTF-8",
-        ));
+        )));
     };
     let envelope_tag = find_start_tag(text, "Envelope").unwrap_or_default();
     if !envelope_tag.contains(version.namespace()) {
-        return Err(fault(
+        return Err(Box::new(fault(
             version,
             FaultKind::VersionMismatch,
             None,
             "the envelope's namespace does not match the content type",
-        ));
+        )));
     }
     Ok(Request {
         version,
@@ -476,7 +481,7 @@ fn gate(sim: &CoreBankSoap, version: SoapVersion) -> Gate {
 async fn customers(State(sim): State<CoreBankSoap>, headers: HeaderMap, body: Bytes) -> Response {
     let req = match read_request(&headers, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let version = req.version;
     if !req.action.is_empty() && req.action != CUSTOMERS_ACTION {
@@ -488,7 +493,7 @@ async fn customers(State(sim): State<CoreBankSoap>, headers: HeaderMap, body: By
         );
     }
     if let Err(r) = authenticate(&sim, &req) {
-        return r;
+        return *r;
     }
     let (delay, malformed) = match gate(&sim, version) {
         Gate::Answer(r) => return r,
@@ -566,7 +571,9 @@ async fn customers(State(sim): State<CoreBankSoap>, headers: HeaderMap, body: By
         if malformed && n == indices.len() / 2 {
             cut_at = Some(xml.len());
         }
-        let invalid = i.invalid_every.is_some_and(|every| index % every == 0);
+        let invalid = i
+            .invalid_every
+            .is_some_and(|every| index.is_multiple_of(every));
         customer_xml(&i.bank, index, invalid, p, &mut xml);
     }
     let _ = write!(xml, "</{p}Customers></{p}GetCustomersChangedSinceResponse>");
@@ -591,19 +598,19 @@ async fn customers(State(sim): State<CoreBankSoap>, headers: HeaderMap, body: By
 }
 
 /// Checks the UsernameToken when credentials are configured.
-fn authenticate(sim: &CoreBankSoap, req: &Request) -> Result<(), Response> {
+fn authenticate(sim: &CoreBankSoap, req: &Request) -> Result<(), Box<Response>> {
     let mut i = sim.lock();
     let Some(creds) = &i.credentials else {
         return Ok(());
     };
     let refuse = |i: &mut Inner, code: &str, text: &str| {
         i.stats.auth_failures += 1;
-        Err(fault(
+        Err(Box::new(fault(
             req.version,
             FaultKind::Security(code.to_owned()),
             None,
             text,
-        ))
+        )))
     };
     let Some(token) = username_token(&req.text) else {
         return refuse(&mut i, "InvalidSecurity", "a UsernameToken is required");
@@ -678,7 +685,7 @@ fn username_token(text: &str) -> Option<UsernameToken> {
 async fn daily_info(State(sim): State<CoreBankSoap>, headers: HeaderMap, body: Bytes) -> Response {
     let req = match read_request(&headers, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let version = req.version;
     if !req.action.is_empty() && req.action != DAILY_INFO_ACTION {
