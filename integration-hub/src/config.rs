@@ -586,9 +586,7 @@ fn semantic_checks(
                 }),
                 _ => s.webhook.as_ref().map(|c| {
                     c.validate().err().map(|e| match e {
-                        adapters::webhook::VerifyError::Config { field, reason } => {
-                            (field, reason)
-                        }
+                        adapters::webhook::VerifyError::Config { field, reason } => (field, reason),
                         other => (String::new(), other.to_string()),
                     })
                 }),
@@ -608,7 +606,9 @@ fn semantic_checks(
             if s.mapping.is_none() {
                 add(
                     at("kind"),
-                    format!("`kind = \"{kind}\"` needs a [sources.mapping] table (docs/mapping.md)"),
+                    format!(
+                        "`kind = \"{kind}\"` needs a [sources.mapping] table (docs/mapping.md)"
+                    ),
                 );
             }
             for (key, given) in [
@@ -733,7 +733,10 @@ fn semantic_checks(
             if !valid_name(&l.name) || !list_names.insert(l.name.clone()) {
                 add(
                     vec![seg("compliance"), seg("lists"), Seg::Index(i), seg("name")],
-                    format!("list names must be unique and use only letters, digits, '_' and '-' (`{}`)", l.name),
+                    format!(
+                        "list names must be unique and use only letters, digits, '_' and '-' (`{}`)",
+                        l.name
+                    ),
                 );
             }
         }
@@ -918,9 +921,17 @@ pub fn check_environment(config: &Config) -> Vec<String> {
         // Secrets and TLS files of the HTTP sources.
         let mut refs: Vec<(String, &str)> = Vec::new();
         if let Some(rp) = &s.rest_poll {
-            refs.extend(rp.secret_refs().into_iter().map(|(f, r)| (format!("rest_poll.{f}"), r)));
+            refs.extend(
+                rp.secret_refs()
+                    .into_iter()
+                    .map(|(f, r)| (format!("rest_poll.{f}"), r)),
+            );
             for (field, file) in rp.tls.iter().flat_map(|t| {
-                [("ca_file", &t.ca_file), ("client_cert", &t.client_cert), ("client_key", &t.client_key)]
+                [
+                    ("ca_file", &t.ca_file),
+                    ("client_cert", &t.client_cert),
+                    ("client_key", &t.client_key),
+                ]
             }) {
                 if let Some(p) = file
                     && !config.resolve(p).is_file()
@@ -1229,13 +1240,22 @@ mod example_tests {
         assert_eq!(cfg.bus.canonical_topic(), "hub.canonical");
         assert_eq!(cfg.data_dir(), PathBuf::from("/etc/hub/var"));
         assert_eq!(
-            cfg.sources[0].columns.as_ref().and_then(|c| c.inn.as_deref()),
+            cfg.sources[0]
+                .columns
+                .as_ref()
+                .and_then(|c| c.inn.as_deref()),
             Some("ИНН")
         );
-        let compliance = cfg.compliance.as_ref().expect("the example configures compliance");
+        let compliance = cfg
+            .compliance
+            .as_ref()
+            .expect("the example configures compliance");
         assert_eq!(compliance.lists.len(), 2);
         assert_eq!(cfg.sink_topic(), "hub.cleared");
-        assert_eq!(compliance.monitoring.mandatory_control.threshold_rub, 1_000_000);
+        assert_eq!(
+            compliance.monitoring.mandatory_control.threshold_rub,
+            1_000_000
+        );
     }
 
     #[test]

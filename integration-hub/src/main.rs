@@ -162,7 +162,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Bench { .. } | Command::Screen { .. } | Command::Mdm { .. } | Command::Map { .. }
+        Command::Demo { .. }
+            | Command::Bench { .. }
+            | Command::Screen { .. }
+            | Command::Mdm { .. }
+            | Command::Map { .. }
     );
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
     let _ = rustls::crypto::ring::default_provider().install_default();

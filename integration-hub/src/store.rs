@@ -241,9 +241,8 @@ impl Store {
     /// pruned yet).
     pub fn webhook_seen(&self, source: &str, ids: &[String]) -> Result<Vec<bool>, StoreError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT 1 FROM webhook_seen WHERE source = ?1 AND event_id = ?2",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT 1 FROM webhook_seen WHERE source = ?1 AND event_id = ?2")?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(
@@ -353,10 +352,7 @@ mod tests {
             s.webhook_seen("hook", &ids).unwrap(),
             vec![true, true, true, false]
         );
-        assert_eq!(
-            s.webhook_seen("other", &ids[..1]).unwrap(),
-            vec![false]
-        );
+        assert_eq!(s.webhook_seen("other", &ids[..1]).unwrap(), vec![false]);
         // "b" kept its first time (100): pruning before 150 drops a and b.
         assert_eq!(s.webhook_prune_seen("hook", 150).unwrap(), 2);
         assert_eq!(

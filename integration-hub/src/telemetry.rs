@@ -355,7 +355,12 @@ pub fn screened(source: &str, result: &str) {
 pub fn alert_raised(source: &str, rule: &str) {
     counter!("hub_compliance_alerts_total", "source" => source.to_string(), "rule" => rule.to_string())
         .increment(1);
-    tracing::warn!(event = "compliance_alert", source, rule, "115-FZ monitoring alert raised");
+    tracing::warn!(
+        event = "compliance_alert",
+        source,
+        rule,
+        "115-FZ monitoring alert raised"
+    );
 }
 
 pub fn compliance_decision(outcome: &str) {

@@ -32,10 +32,15 @@ pub fn hub_bin() -> PathBuf {
         .unwrap_or_default();
     let built = modified(&bin);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let newest_source = ["integration-hub/src", "adapters/src", "mapping/src", "compliance/src"]
-        .iter()
-        .filter_map(|d| newest_in(&root.join(d)))
-        .max();
+    let newest_source = [
+        "integration-hub/src",
+        "adapters/src",
+        "mapping/src",
+        "compliance/src",
+    ]
+    .iter()
+    .filter_map(|d| newest_in(&root.join(d)))
+    .max();
     if let (Some(built), Some(src)) = (built, newest_source) {
         assert!(
             built >= src,

@@ -99,22 +99,42 @@ async fn kafka_bank_files_reach_crm_exactly_once() {
     drop("camt", "statement.xml", &camt);
     drop("mt940", "statement.sta", &mt940);
     drop("onec", "exchange.txt", &onec);
-    drop("camt", "payment.xml", &data("iso20022js_example_sepa_pain_001_v3.xml"));
-    wait_for("every bank record in the CRM and every file settled", SETTLE, || {
-        hub.assert_running()?;
-        Ok(crm.contacts_len() >= expected.len()
-            && files_in(&dir.path().join("camt/archive"), ".xml").len() == 1
-            && files_in(&dir.path().join("camt/failed"), ".xml").len() == 1
-            && files_in(&dir.path().join("mt940/archive"), ".sta").len() == 1
-            && files_in(&dir.path().join("onec/archive"), ".txt").len() == 1)
-    })
+    drop(
+        "camt",
+        "payment.xml",
+        &data("iso20022js_example_sepa_pain_001_v3.xml"),
+    );
+    wait_for(
+        "every bank record in the CRM and every file settled",
+        SETTLE,
+        || {
+            hub.assert_running()?;
+            Ok(crm.contacts_len() >= expected.len()
+                && files_in(&dir.path().join("camt/archive"), ".xml").len() == 1
+                && files_in(&dir.path().join("camt/failed"), ".xml").len() == 1
+                && files_in(&dir.path().join("mt940/archive"), ".sta").len() == 1
+                && files_in(&dir.path().join("onec/archive"), ".txt").len() == 1)
+        },
+    )
     .await
     .unwrap();
-    assert_eq!(crm.pending_faults(), 0, "the injected 503s were answered and retried");
+    assert_eq!(
+        crm.pending_faults(),
+        0,
+        "the injected 503s were answered and retried"
+    );
     let delivered: BTreeSet<String> = crm.snapshot().into_iter().map(|c| c.external_id).collect();
-    assert_eq!(delivered, expected, "every record exactly once, nothing else");
-    assert_eq!(crm.total_writes(), expected.len() as u64, "no record written twice");
-    let reason = std::fs::read_to_string(dir.path().join("camt/failed/payment.xml.error.txt")).unwrap();
+    assert_eq!(
+        delivered, expected,
+        "every record exactly once, nothing else"
+    );
+    assert_eq!(
+        crm.total_writes(),
+        expected.len() as u64,
+        "no record written twice"
+    );
+    let reason =
+        std::fs::read_to_string(dir.path().join("camt/failed/payment.xml.error.txt")).unwrap();
     assert!(reason.contains("payment.xml"), "{reason}");
 
     // The same statement again: recognised by its checksum, nothing new is written.

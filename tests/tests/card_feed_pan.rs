@@ -41,7 +41,13 @@ fn pans() -> Vec<String> {
 }
 
 fn card_file(pans: &[String], bad_pan: &str) -> Vec<u8> {
-    let events = ["issued", "activated", "blocked", "limit_changed", "reissued"];
+    let events = [
+        "issued",
+        "activated",
+        "blocked",
+        "limit_changed",
+        "reissued",
+    ];
     let mut text = String::from("card_id;client_id;pan;event;status;limit\n");
     for (i, pan) in pans.iter().enumerate() {
         text.push_str(&format!(
@@ -119,13 +125,15 @@ async fn kafka_card_feed_never_stores_a_full_pan() {
     .await
     .unwrap();
     std::fs::create_dir_all(dir.path().join("cards")).unwrap();
-    std::fs::write(dir.path().join("pan.key"), "k3y-for-card-tokens-0123456789abcdef").unwrap();
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "kind = \"crm_rest\"\n",
-            "kind = \"crm_rest\"\nentities = [\"party\", \"card\"]\n",
-        );
+    std::fs::write(
+        dir.path().join("pan.key"),
+        "k3y-for-card-tokens-0123456789abcdef",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "kind = \"crm_rest\"\n",
+        "kind = \"crm_rest\"\nentities = [\"party\", \"card\"]\n",
+    );
     std::fs::write(&config, format!("{text}{CARD_SOURCE}")).unwrap();
     let log = dir.path().join("hub.log");
     let mut hub = HubProcess::start(&config, &log).unwrap();
@@ -138,14 +146,25 @@ async fn kafka_card_feed_never_stores_a_full_pan() {
         p.push(char::from_digit((last + 1) % 10, 10).unwrap());
         p
     };
-    drop_file(&dir.path().join("cards"), "cards_2026-11-25.csv", &card_file(&pans, &bad_pan)).unwrap();
-    wait_for("every card in the CRM and the file processed", SETTLE, || {
-        hub.assert_running()?;
-        let processing = dir.path().join("cards/processing");
-        Ok(crm.contacts_len() >= CARDS
-            && std::fs::read_dir(&processing).map(|d| d.count() == 0).unwrap_or(true)
-            && !dir.path().join("cards/cards_2026-11-25.csv").exists())
-    })
+    drop_file(
+        &dir.path().join("cards"),
+        "cards_2026-11-25.csv",
+        &card_file(&pans, &bad_pan),
+    )
+    .unwrap();
+    wait_for(
+        "every card in the CRM and the file processed",
+        SETTLE,
+        || {
+            hub.assert_running()?;
+            let processing = dir.path().join("cards/processing");
+            Ok(crm.contacts_len() >= CARDS
+                && std::fs::read_dir(&processing)
+                    .map(|d| d.count() == 0)
+                    .unwrap_or(true)
+                && !dir.path().join("cards/cards_2026-11-25.csv").exists())
+        },
+    )
     .await
     .unwrap();
     hub.terminate(Duration::from_secs(30)).unwrap();
@@ -153,13 +172,26 @@ async fn kafka_card_feed_never_stores_a_full_pan() {
     // What the CRM received: masked number and token, never the number.
     let first = crm.contact("K-0").expect("card K-0 delivered");
     let body = serde_json::to_string(&first.fields).unwrap();
-    assert!(body.contains(&format!("{}******{}", &pans[0][..6], &pans[0][12..])), "{body}");
+    assert!(
+        body.contains(&format!("{}******{}", &pans[0][..6], &pans[0][12..])),
+        "{body}"
+    );
     for c in crm.snapshot() {
-        assert_no_pan("the CRM", serde_json::to_string(&c.fields).unwrap().as_bytes(), &pans);
+        assert_no_pan(
+            "the CRM",
+            serde_json::to_string(&c.fields).unwrap().as_bytes(),
+            &pans,
+        );
     }
     assert!(crm.contact("K-BAD").is_none());
     // The processed file is gone (keep_processed = false): no archive copy with the numbers.
-    assert!(!dir.path().join("cards/archive").exists() || std::fs::read_dir(dir.path().join("cards/archive")).unwrap().count() == 0);
+    assert!(
+        !dir.path().join("cards/archive").exists()
+            || std::fs::read_dir(dir.path().join("cards/archive"))
+                .unwrap()
+                .count()
+                == 0
+    );
 
     // Every message of every topic of this hub on the broker.
     let bus = KafkaBus::new(&KafkaConfig::new(bootstrap)).unwrap();
@@ -191,15 +223,27 @@ async fn kafka_card_feed_never_stores_a_full_pan() {
     files_under(&dir.path().join("var"), &mut files);
     files_under(&dir.path().join("cards"), &mut files);
     files.push(log.clone());
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("quarantine")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("quarantine")),
+        "{files:?}"
+    );
     for f in &files {
         assert_no_pan(&f.display().to_string(), &std::fs::read(f).unwrap(), &pans);
-        assert_no_pan(&f.display().to_string(), &std::fs::read(f).unwrap(), std::slice::from_ref(&bad_pan));
+        assert_no_pan(
+            &f.display().to_string(),
+            &std::fs::read(f).unwrap(),
+            std::slice::from_ref(&bad_pan),
+        );
     }
     let quarantine: Vec<_> = files
         .iter()
         .filter(|f| f.to_string_lossy().ends_with(".quarantine.csv"))
         .collect();
     let q = std::fs::read_to_string(quarantine[0]).unwrap();
-    assert!(q.contains("pan") || q.contains("token") || q.contains("masked_pan"), "{q}");
+    assert!(
+        q.contains("pan") || q.contains("token") || q.contains("masked_pan"),
+        "{q}"
+    );
 }

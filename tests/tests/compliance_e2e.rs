@@ -92,7 +92,10 @@ fn statement() -> Vec<u8> {
 КонецДокумента
 КонецФайла
 ";
-    encoding_rs::WINDOWS_1251.encode(&text.replace('\n', "\r\n")).0.into_owned()
+    encoding_rs::WINDOWS_1251
+        .encode(&text.replace('\n', "\r\n"))
+        .0
+        .into_owned()
 }
 
 fn compliance_config(dir: &Path) -> String {
@@ -169,9 +172,11 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     let mut hub = HubProcess::start(&config, &dir.path().join("hub.log")).unwrap();
 
     // The API refuses callers without the compliance token.
-    wait_for("the hub answers", SETTLE, || Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()))
-        .await
-        .unwrap();
+    wait_for("the hub answers", SETTLE, || {
+        Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+    })
+    .await
+    .unwrap();
     let anonymous = reqwest::get(format!("http://127.0.0.1:{port}/api/compliance/cases"))
         .await
         .unwrap();
@@ -196,7 +201,10 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     }
     assert_eq!(case["party_key"], "C-100", "{case}");
     assert_eq!(case["hits"][0]["list"], "un", "{case}");
-    assert!(case["hits"][0]["explanation"].is_object() || case["hits"][0]["explanation"].is_array(), "{case}");
+    assert!(
+        case["hits"][0]["explanation"].is_object() || case["hits"][0]["explanation"].is_array(),
+        "{case}"
+    );
     assert!(
         crm.contact("C-100").is_none(),
         "a customer with a potential hit must not reach the CRM"
@@ -222,7 +230,9 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     // 2. The officer finds it is another person: the customer reaches the CRM.
     let id = case["id"].as_i64().unwrap();
     let res = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/compliance/cases/{id}/decision"))
+        .post(format!(
+            "http://127.0.0.1:{port}/api/compliance/cases/{id}/decision"
+        ))
         .bearer_auth(TOKEN)
         .json(&serde_json::json!({
             "decision": "false_positive",
@@ -240,13 +250,19 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     .await
     .unwrap();
     let again = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/compliance/cases/{id}/decision"))
+        .post(format!(
+            "http://127.0.0.1:{port}/api/compliance/cases/{id}/decision"
+        ))
         .bearer_auth(TOKEN)
         .json(&serde_json::json!({"decision": "confirmed", "officer": "officer-7"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 409, "a decided case takes no second decision");
+    assert_eq!(
+        again.status(),
+        409,
+        "a decided case takes no second decision"
+    );
 
     // 3. A payment above the mandatory-control threshold raises an alert.
     let statements = dir.path().join("statements");
@@ -352,7 +368,9 @@ const NEW_ENTRY: &str = r#"    <INDIVIDUAL>
 async fn external_provider_hits_hold_customers_too() {
     use adapters::aml::simulator::{AmlSimulator, Fault, SimEntry};
     let dir = tempfile::tempdir().unwrap();
-    let (crm, config, port) = test_bed(dir.path(), &TestBus::Embedded, "hub").await.unwrap();
+    let (crm, config, port) = test_bed(dir.path(), &TestBus::Embedded, "hub")
+        .await
+        .unwrap();
     let sim = AmlSimulator::new(
         "provider-key",
         [SimEntry::new("pep", "PEP-77", "Смирнов Дмитрий Олегович")],
@@ -376,10 +394,14 @@ initial_backoff_ms = 50
     std::fs::write(&config, text).unwrap();
     let mut hub = HubProcess::start(&config, &dir.path().join("hub.log")).unwrap();
     drop_file(&dir.path().join("inbox"), "customers.csv", &customers()).unwrap();
-    wait_for("the customers the provider does not report in the CRM", SETTLE, || {
-        hub.assert_running()?;
-        Ok(crm.contact("C-100").is_some() && crm.contact("C-101").is_some())
-    })
+    wait_for(
+        "the customers the provider does not report in the CRM",
+        SETTLE,
+        || {
+            hub.assert_running()?;
+            Ok(crm.contact("C-100").is_some() && crm.contact("C-101").is_some())
+        },
+    )
     .await
     .unwrap();
     let mut case = serde_json::Value::Null;

@@ -292,7 +292,14 @@ fn map_rows_declared(
             }
             Err(e) => {
                 bad += 1;
-                telemetry::row_quarantined(&ctx.stats, &source.name, &claimed.original_name, e.line, "row", &e.reason());
+                telemetry::row_quarantined(
+                    &ctx.stats,
+                    &source.name,
+                    &claimed.original_name,
+                    e.line,
+                    "row",
+                    &e.reason(),
+                );
                 quarantine.add(e.line, "row", &e.reason())?;
                 continue;
             }
@@ -321,7 +328,14 @@ fn map_rows_declared(
             Err(errors) => {
                 bad += 1;
                 for e in errors {
-                    telemetry::row_quarantined(&ctx.stats, &source.name, &claimed.original_name, row.line, &e.field, &e.reason);
+                    telemetry::row_quarantined(
+                        &ctx.stats,
+                        &source.name,
+                        &claimed.original_name,
+                        row.line,
+                        &e.field,
+                        &e.reason,
+                    );
                     quarantine.add(row.line, &e.field, &e.reason)?;
                 }
             }

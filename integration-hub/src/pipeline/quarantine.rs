@@ -45,7 +45,10 @@ pub async fn publish(ctx: &Ctx, source: &str, items: Vec<Quarantined>) -> anyhow
             headers.push(("key".to_string(), k.clone()));
         }
         msgs.push(OutMessage {
-            key: q.key.clone().unwrap_or_else(|| format!("{source}:{}", q.location)),
+            key: q
+                .key
+                .clone()
+                .unwrap_or_else(|| format!("{source}:{}", q.location)),
             headers,
             payload: q.raw.clone(),
         });

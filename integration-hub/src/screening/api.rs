@@ -51,7 +51,10 @@ async fn require_token(State(api): State<Api>, req: Request, next: Next) -> Resp
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(t) if constant_time_eq(t.as_bytes(), api.token.as_bytes()) => next.run(req).await,
-        _ => error(StatusCode::UNAUTHORIZED, "a valid compliance bearer token is required"),
+        _ => error(
+            StatusCode::UNAUTHORIZED,
+            "a valid compliance bearer token is required",
+        ),
     }
 }
 
@@ -65,7 +68,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "compliance api failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the hub log")
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the hub log",
+    )
 }
 
 /// Runs blocking store work off the async threads.
@@ -139,7 +145,11 @@ struct Decision {
     comment: Option<String>,
 }
 
-async fn decide(State(api): State<Api>, Path(id): Path<i64>, body: Option<Json<Decision>>) -> Response {
+async fn decide(
+    State(api): State<Api>,
+    Path(id): Path<i64>,
+    body: Option<Json<Decision>>,
+) -> Response {
     let Some(Json(d)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -158,7 +168,10 @@ async fn decide(State(api): State<Api>, Path(id): Path<i64>, body: Option<Json<D
     if !current.status.holds() {
         return error(
             StatusCode::CONFLICT,
-            &format!("case {id} is {} and takes no decision", current.status.as_str()),
+            &format!(
+                "case {id} is {} and takes no decision",
+                current.status.as_str()
+            ),
         );
     }
     let store = api.screening.store.clone();

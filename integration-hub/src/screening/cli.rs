@@ -114,7 +114,8 @@ fn read_subjects(path: &Path) -> anyhow::Result<Vec<(String, Subject)>> {
     let mut out = Vec::new();
     for (i, row) in rdr.records().enumerate() {
         let line = i + 2;
-        let row = row.with_context(|| format!("{}: line {line}: cannot read the row", path.display()))?;
+        let row =
+            row.with_context(|| format!("{}: line {line}: cannot read the row", path.display()))?;
         let get = |c: Option<usize>| {
             c.and_then(|c| row.get(c))
                 .map(str::trim)
@@ -186,13 +187,19 @@ pub fn eval(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let threshold = threshold
-        .or_else(|| config.and_then(|c| c.compliance.as_ref()).map(|c| c.threshold))
+        .or_else(|| {
+            config
+                .and_then(|c| c.compliance.as_ref())
+                .map(|c| c.threshold)
+        })
         .unwrap_or(compliance::DEFAULT_THRESHOLD);
     if negatives.is_some() || un_variants {
-        let config = config.context("--negatives and --un-variants screen against the lists of --config")?;
+        let config =
+            config.context("--negatives and --un-variants screen against the lists of --config")?;
         let engine = engine_of(config, Some(threshold))?;
         if un_variants {
-            let r = compliance::eval::un_variants(engine.index().entries(), engine.index(), threshold);
+            let r =
+                compliance::eval::un_variants(engine.index().entries(), engine.index(), threshold);
             for (kind, n, found) in &r.by_kind {
                 writeln!(out, "variants {kind:?}: {found}/{n}")?;
             }
@@ -231,7 +238,11 @@ mod tests {
     fn subjects_from_csv_name_their_line_on_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("parties.csv");
-        std::fs::write(&p, "name;birth_date;inn\nИванов Сергей;1971;500100732259\n;1980;\n").unwrap();
+        std::fs::write(
+            &p,
+            "name;birth_date;inn\nИванов Сергей;1971;500100732259\n;1980;\n",
+        )
+        .unwrap();
         let err = read_subjects(&p).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("`name`"), "{err}");
         std::fs::write(&p, "name;birth_date;inn\nИванов Сергей;1971;500100732259\n").unwrap();

@@ -95,18 +95,18 @@ pub fn load_all(
     let mut out = Vec::with_capacity(section.lists.len());
     for cfg in &section.lists {
         let snapshot = load(cfg, base_dir)?;
-        let previous = match store.list_snapshot(&cfg.name)? {
-            Some((v, _)) if v.version == snapshot.version => Some(ListSnapshot {
-                entries: Vec::new(),
-                problems: Vec::new(),
-                ..snapshot.clone()
-            }),
-            Some((_, text)) => Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("stored snapshot of list {} cannot be read", cfg.name))?,
-            ),
-            None => None,
-        };
+        let previous =
+            match store.list_snapshot(&cfg.name)? {
+                Some((v, _)) if v.version == snapshot.version => Some(ListSnapshot {
+                    entries: Vec::new(),
+                    problems: Vec::new(),
+                    ..snapshot.clone()
+                }),
+                Some((_, text)) => Some(serde_json::from_str(&text).with_context(|| {
+                    format!("stored snapshot of list {} cannot be read", cfg.name)
+                })?),
+                None => None,
+            };
         out.push(LoadedList { snapshot, previous });
     }
     Ok(out)

@@ -105,7 +105,11 @@ impl Screening {
     /// Hits of `subject`: the lists, plus the external provider when one is configured. A
     /// provider that stays unavailable after its retries is an error: the batch is not
     /// committed and is screened again, so no party passes unscreened.
-    pub fn hits(&self, reference: &str, subject: &compliance::Subject) -> anyhow::Result<Vec<HitView>> {
+    pub fn hits(
+        &self,
+        reference: &str,
+        subject: &compliance::Subject,
+    ) -> anyhow::Result<Vec<HitView>> {
         let mut hits = self.engine().screen(subject);
         if let Some(p) = &self.provider {
             let req = adapters::aml::ScreenRequest::from_subject(reference, subject);
@@ -169,7 +173,8 @@ impl Screening {
         }
         for l in &loaded {
             if l.changed() {
-                self.store.put_list(&l.version(), &serde_json::to_string(&l.snapshot)?)?;
+                self.store
+                    .put_list(&l.version(), &serde_json::to_string(&l.snapshot)?)?;
                 tracing::info!(
                     event = "list_loaded",
                     list = %l.snapshot.list,
@@ -193,7 +198,12 @@ impl Screening {
         for (i, p) in parties.into_iter().enumerate() {
             let (source, key, version, hash) = (p.source, p.party_key, p.version, p.subject_hash);
             if i > 0 && i % 10_000 == 0 {
-                tracing::info!(event = "rescreen_progress", done = i, total, "re-screening parties");
+                tracing::info!(
+                    event = "rescreen_progress",
+                    done = i,
+                    total,
+                    "re-screening parties"
+                );
             }
             let subject: compliance::Subject = serde_json::from_str(&p.subject)?;
             let hits = engine.screen(&subject);
@@ -205,12 +215,20 @@ impl Screening {
                 verdict::decide(hits, &marks, &hash)
             {
                 let hits_json = serde_json::to_value(&hits)?;
-                let (case, changed) = self.store.hold_without_envelope(
-                    &source, &key, version, &hash, &hits_json,
-                )?;
+                let (case, changed) = self
+                    .store
+                    .hold_without_envelope(&source, &key, version, &hash, &hits_json)?;
                 if changed {
                     telemetry::screened(&source, "potential");
-                    results.push(self.result(&source, &key, version, "potential", Some(case), &hits, 0)?);
+                    results.push(self.result(
+                        &source,
+                        &key,
+                        version,
+                        "potential",
+                        Some(case),
+                        &hits,
+                        0,
+                    )?);
                 }
             }
         }
@@ -221,7 +239,10 @@ impl Screening {
     /// cleared and their held party released.
     fn recheck_open_cases(&self, engine: &Engine) -> anyhow::Result<Vec<OutMessage>> {
         let mut results = Vec::new();
-        for case in self.store.cases(Some(store::CaseStatus::Potential), u32::MAX)? {
+        for case in self
+            .store
+            .cases(Some(store::CaseStatus::Potential), u32::MAX)?
+        {
             let Some(subject) = self.store.screened_subject(&case.source, &case.party_key)? else {
                 continue;
             };
@@ -253,10 +274,11 @@ impl Screening {
         tx: &Transaction,
         results: &mut Vec<OutMessage>,
     ) -> anyhow::Result<bool> {
-        let profile: Option<PartyProfile> = match self.store.profile_of_account(&tx.account_source_id)? {
-            Some(text) => serde_json::from_str(&text).ok(),
-            None => None,
-        };
+        let profile: Option<PartyProfile> =
+            match self.store.profile_of_account(&tx.account_source_id)? {
+                Some(text) => serde_json::from_str(&text).ok(),
+                None => None,
+            };
         let eval = {
             let mut m = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
             let ctx = TxContext {
@@ -332,7 +354,15 @@ impl Screening {
         hits: &[HitView],
         suppressed: usize,
     ) -> anyhow::Result<OutMessage> {
-        self.result(&env.source, &env.key, env.version, status, case, hits, suppressed)
+        self.result(
+            &env.source,
+            &env.key,
+            env.version,
+            status,
+            case,
+            hits,
+            suppressed,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -352,7 +382,13 @@ impl Screening {
             .iter()
             .map(|(n, v)| json!({"name": n, "version": v}))
             .collect();
-        let id = short_hash(&[source, key, &version.to_string(), status, &case.unwrap_or(0).to_string()]);
+        let id = short_hash(&[
+            source,
+            key,
+            &version.to_string(),
+            status,
+            &case.unwrap_or(0).to_string(),
+        ]);
         Ok(OutMessage {
             key: format!("{source}:{key}"),
             headers: vec![("type".into(), "screening".into())],

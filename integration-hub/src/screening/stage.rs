@@ -96,11 +96,18 @@ async fn release_pending(ctx: &Ctx, screening: &Arc<Screening>) -> anyhow::Resul
         let env: Envelope = serde_json::from_str(&envelope)
             .with_context(|| format!("case {id}: held envelope cannot be decoded"))?;
         ctx.bus
-            .publish(&ctx.config.bus.cleared_topic(), vec![forward_message(&env)?])
+            .publish(
+                &ctx.config.bus.cleared_topic(),
+                vec![forward_message(&env)?],
+            )
             .await?;
         let store = screening.store.clone();
         tokio::task::spawn_blocking(move || store.released(id)).await??;
-        tracing::info!(event = "party_released", case = id, "held party released to the CRM");
+        tracing::info!(
+            event = "party_released",
+            case = id,
+            "held party released to the CRM"
+        );
     }
     Ok(())
 }
@@ -155,7 +162,8 @@ pub fn process(s: &Screening, batch: &[Record]) -> anyhow::Result<BatchOut> {
                 if let Ok(a) = serde_json::from_value::<Account>(env.payload.clone())
                     && !a.party_source_id.is_empty()
                 {
-                    s.store.put_account_owner(&a.source_id, &a.party_source_id)?;
+                    s.store
+                        .put_account_owner(&a.source_id, &a.party_source_id)?;
                 }
                 out.forward.push(forward_message(&env)?);
             }
@@ -213,7 +221,8 @@ fn screen_party(
         Verdict::Clear { suppressed } => {
             let cleared = s.store.clear_open_case(&env.source, &env.key)?;
             telemetry::screened(&env.source, "clear");
-            out.results.push(s.result_message(env, "clear", cleared, &[], suppressed)?);
+            out.results
+                .push(s.result_message(env, "clear", cleared, &[], suppressed)?);
             out.forward.push(forward_message(env)?);
         }
         Verdict::Potential(hits) | Verdict::Confirmed(hits) => {
@@ -246,7 +255,8 @@ fn screen_party(
                     hits = hits.len(),
                     "screening hit: party held back from the CRM"
                 );
-                out.results.push(s.result_message(env, status.as_str(), Some(case), &hits, 0)?);
+                out.results
+                    .push(s.result_message(env, status.as_str(), Some(case), &hits, 0)?);
             }
         }
     }

@@ -193,7 +193,11 @@ impl ComplianceStore {
     }
 
     /// The version last screened for a party, if any.
-    pub fn screened_version(&self, source: &str, party_key: &str) -> Result<Option<i64>, StoreError> {
+    pub fn screened_version(
+        &self,
+        source: &str,
+        party_key: &str,
+    ) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn()?
             .query_row(
@@ -299,7 +303,15 @@ impl ComplianceStore {
                 tx.execute(
                     "UPDATE cases SET version = ?2, subject_hash = ?3, status = ?4, hits = ?5,
                      envelope = ?6, updated_at = ?7 WHERE id = ?1",
-                    params![id, version, subject_hash, status.as_str(), hits_text, envelope, now()],
+                    params![
+                        id,
+                        version,
+                        subject_hash,
+                        status.as_str(),
+                        hits_text,
+                        envelope,
+                        now()
+                    ],
                 )?;
                 (id, true)
             }
@@ -386,7 +398,11 @@ impl ComplianceStore {
     /// Closes the open potential case of a party because its data (or the lists) no longer
     /// hit. The held envelope, if any, is released too: when newer clear data is forwarded
     /// at the same time, the sink's version guard keeps the newer state.
-    pub fn clear_open_case(&self, source: &str, party_key: &str) -> Result<Option<i64>, StoreError> {
+    pub fn clear_open_case(
+        &self,
+        source: &str,
+        party_key: &str,
+    ) -> Result<Option<i64>, StoreError> {
         let conn = self.conn()?;
         let id: Option<i64> = conn
             .query_row(
@@ -418,7 +434,11 @@ impl ComplianceStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let case = tx
-            .query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], case_from_row)
+            .query_row(
+                &format!("{CASE_COLUMNS} WHERE id = ?1"),
+                params![id],
+                case_from_row,
+            )
             .optional()?;
         let Some(case) = case else {
             return Ok(None);
@@ -430,14 +450,26 @@ impl ComplianceStore {
         };
         for hit in case.hits.as_array().into_iter().flatten() {
             let list = hit.get("list").and_then(|v| v.as_str()).unwrap_or_default();
-            let entry = hit.get("entry_id").and_then(|v| v.as_str()).unwrap_or_default();
+            let entry = hit
+                .get("entry_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             tx.execute(
                 "INSERT INTO marks (source, party_key, list, entry_id, subject_hash, mark,
                  decided_by, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (source, party_key, list, entry_id) DO UPDATE SET
                  subject_hash = excluded.subject_hash, mark = excluded.mark,
                  decided_by = excluded.decided_by, decided_at = excluded.decided_at",
-                params![case.source, case.party_key, list, entry, case.subject_hash, mark, officer, t],
+                params![
+                    case.source,
+                    case.party_key,
+                    list,
+                    entry,
+                    case.subject_hash,
+                    mark,
+                    officer,
+                    t
+                ],
             )?;
         }
         tx.execute(
@@ -452,7 +484,11 @@ impl ComplianceStore {
                 matches!(decision, Mark::FalsePositive) as i64
             ],
         )?;
-        let case = tx.query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], case_from_row)?;
+        let case = tx.query_row(
+            &format!("{CASE_COLUMNS} WHERE id = ?1"),
+            params![id],
+            case_from_row,
+        )?;
         tx.commit()?;
         Ok(Some(case))
     }
@@ -481,9 +517,13 @@ impl ComplianceStore {
 
     pub fn case(&self, id: i64) -> Result<Option<Case>, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], case_from_row)
-            .optional()
-            .map_err(Into::into)
+        conn.query_row(
+            &format!("{CASE_COLUMNS} WHERE id = ?1"),
+            params![id],
+            case_from_row,
+        )
+        .optional()
+        .map_err(Into::into)
     }
 
     /// Cases, newest first, optionally of one status.
@@ -568,7 +608,14 @@ impl ComplianceStore {
              ON CONFLICT (name) DO UPDATE SET version = excluded.version,
              published = excluded.published, loaded_at = excluded.loaded_at,
              entries = excluded.entries, snapshot = excluded.snapshot",
-            params![v.name, v.version, v.published, v.loaded_at, v.entries as i64, snapshot],
+            params![
+                v.name,
+                v.version,
+                v.published,
+                v.loaded_at,
+                v.entries as i64,
+                snapshot
+            ],
         )?;
         Ok(())
     }
@@ -628,7 +675,9 @@ impl ComplianceStore {
     pub fn monitor_state(&self) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()?
-            .query_row("SELECT state FROM monitor_state WHERE id = 1", [], |r| r.get(0))
+            .query_row("SELECT state FROM monitor_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -695,10 +744,26 @@ mod tests {
     fn a_newer_version_updates_the_open_case() {
         let (_d, s) = store();
         let (id, _) = s
-            .hold("abs", "C1", 5, "h1", CaseStatus::Potential, &hits(), "{\"v\":5}")
+            .hold(
+                "abs",
+                "C1",
+                5,
+                "h1",
+                CaseStatus::Potential,
+                &hits(),
+                "{\"v\":5}",
+            )
             .unwrap();
         let (id2, changed) = s
-            .hold("abs", "C1", 6, "h2", CaseStatus::Potential, &hits(), "{\"v\":6}")
+            .hold(
+                "abs",
+                "C1",
+                6,
+                "h2",
+                CaseStatus::Potential,
+                &hits(),
+                "{\"v\":6}",
+            )
             .unwrap();
         assert_eq!((id2, changed), (id, true));
         let case = s.case(id).unwrap().unwrap();
@@ -709,15 +774,32 @@ mod tests {
     fn a_false_positive_is_released_once_and_marks_every_entry() {
         let (_d, s) = store();
         let (id, _) = s
-            .hold("abs", "C1", 5, "h1", CaseStatus::Potential, &hits(), "{\"v\":5}")
+            .hold(
+                "abs",
+                "C1",
+                5,
+                "h1",
+                CaseStatus::Potential,
+                &hits(),
+                "{\"v\":5}",
+            )
             .unwrap();
-        let case = s.decide(id, Mark::FalsePositive, "officer-1", Some("other person")).unwrap().unwrap();
+        let case = s
+            .decide(id, Mark::FalsePositive, "officer-1", Some("other person"))
+            .unwrap()
+            .unwrap();
         assert_eq!(case.status, CaseStatus::FalsePositive);
-        assert_eq!(s.pending_releases().unwrap(), vec![(id, "{\"v\":5}".to_string())]);
+        assert_eq!(
+            s.pending_releases().unwrap(),
+            vec![(id, "{\"v\":5}".to_string())]
+        );
         s.released(id).unwrap();
         assert!(s.pending_releases().unwrap().is_empty());
         let marks = s.marks("abs", "C1").unwrap();
-        assert_eq!(marks, vec![("own".into(), "S-1".into(), "h1".into(), Mark::FalsePositive)]);
+        assert_eq!(
+            marks,
+            vec![("own".into(), "S-1".into(), "h1".into(), Mark::FalsePositive)]
+        );
         // A replay of version 5 after the decision does not reopen the case.
         let (again, changed) = s
             .hold("abs", "C1", 5, "h1", CaseStatus::Potential, &hits(), "{}")

@@ -4,8 +4,8 @@
 //! a hit marked false positive is not raised again for the same list entry unless the
 //! party's screened data — names, birth date, identifiers — changes.
 
-use compliance::{EntityKind, IdKind, Identifier, PartialDate, Subject};
 use chrono::Datelike;
+use compliance::{EntityKind, IdKind, Identifier, PartialDate, Subject};
 use mapping::{Party, PartyKind};
 use sha2::{Digest, Sha256};
 

@@ -18,7 +18,11 @@ pub enum Verdict {
 }
 
 /// `marks`: (list, entry id, subject hash at the decision, decision).
-pub fn decide(hits: Vec<HitView>, marks: &[(String, String, String, Mark)], subject_hash: &str) -> Verdict {
+pub fn decide(
+    hits: Vec<HitView>,
+    marks: &[(String, String, String, Mark)],
+    subject_hash: &str,
+) -> Verdict {
     let total = hits.len();
     let mark_of = |h: &HitView| {
         marks
@@ -28,12 +32,12 @@ pub fn decide(hits: Vec<HitView>, marks: &[(String, String, String, Mark)], subj
     };
     let remaining: Vec<HitView> = hits
         .into_iter()
-        .filter(|h| !matches!(mark_of(h), Some((hash, Mark::FalsePositive)) if hash == subject_hash))
+        .filter(
+            |h| !matches!(mark_of(h), Some((hash, Mark::FalsePositive)) if hash == subject_hash),
+        )
         .collect();
     if remaining.is_empty() {
-        return Verdict::Clear {
-            suppressed: total,
-        };
+        return Verdict::Clear { suppressed: total };
     }
     if remaining
         .iter()
@@ -72,13 +76,19 @@ mod tests {
     #[test]
     fn a_false_positive_is_not_raised_again_for_the_same_data() {
         let marks = [mark("E1", "h1", Mark::FalsePositive)];
-        assert_eq!(decide(vec![hit("E1")], &marks, "h1"), Verdict::Clear { suppressed: 1 });
+        assert_eq!(
+            decide(vec![hit("E1")], &marks, "h1"),
+            Verdict::Clear { suppressed: 1 }
+        );
     }
 
     #[test]
     fn a_false_positive_is_raised_again_when_the_data_changed() {
         let marks = [mark("E1", "h1", Mark::FalsePositive)];
-        assert_eq!(decide(vec![hit("E1")], &marks, "h2"), Verdict::Potential(vec![hit("E1")]));
+        assert_eq!(
+            decide(vec![hit("E1")], &marks, "h2"),
+            Verdict::Potential(vec![hit("E1")])
+        );
     }
 
     #[test]
@@ -93,6 +103,9 @@ mod tests {
     #[test]
     fn a_confirmed_entry_stays_confirmed() {
         let marks = [mark("E1", "h0", Mark::Confirmed)];
-        assert_eq!(decide(vec![hit("E1")], &marks, "h1"), Verdict::Confirmed(vec![hit("E1")]));
+        assert_eq!(
+            decide(vec![hit("E1")], &marks, "h1"),
+            Verdict::Confirmed(vec![hit("E1")])
+        );
     }
 }
