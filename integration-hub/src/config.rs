@@ -954,6 +954,15 @@ pub fn check_environment(config: &Config) -> Vec<String> {
         }
     }
     for s in &config.sources {
+        if let Some(soap) = &s.soap
+            && let Some(ws) = &soap.ws_security
+            && let Err(e) = resolve_secret(&ws.password, &config.base_dir)
+        {
+            out.push(format!(
+                "sources `{}`: soap.ws_security.password: {e}",
+                s.name
+            ));
+        }
         if let Some(m) = &s.mapping
             && let Some(k) = &m.pan_key
             && let Err(e) = resolve_secret(k, &config.base_dir)
