@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use adapters::file_drop::quarantine::QuarantineWriter;
 use adapters::file_drop::{self, Claimed, FileDropConfig, FileDropError, Outcome, SettleTracker};
 use adapters::file_drop::{CsvReader, RowErrorKind};
-use mapping::{Entity, Envelope, Op};
+use mapping::{Entity, Envelope, FieldError, Op};
 
 use super::{Ctx, sleep_or_shutdown};
 use crate::bus::OutMessage;
@@ -232,7 +232,25 @@ async fn start_mapping(
         let mapping = super::rest_source::compile_mapping(source, &resolve)?;
         let (ctx, source, fd, claimed) = (ctx.clone(), source.clone(), fd.clone(), claimed.clone());
         return Ok(Ok(tokio::task::spawn_blocking(move || {
-            map_rows_declared(&ctx, &source, &fd, &claimed, reader, &mapping, tx)
+            let event_time: DateTime<Utc> = claimed.modified.into();
+            let default_version = event_time.timestamp_millis();
+            let headers = reader.headers().to_vec();
+            let name = source.name.clone();
+            map_csv(&ctx, &source, &fd, &claimed, reader, tx, |row| {
+                let record = mapping::declarative::csv_row_to_value(&headers, &row.cells);
+                Ok(mapping.apply(&record).map(|m| {
+                    Envelope::new(
+                        &name,
+                        m.entity,
+                        m.op,
+                        &m.key,
+                        m.version.unwrap_or(default_version),
+                        m.event_time.unwrap_or(event_time),
+                        Utc::now(),
+                        m.payload,
+                    )
+                }))
+            })
         })));
     }
     let Some(columns) = source.columns.clone() else {
@@ -251,106 +269,170 @@ async fn start_mapping(
     // Map on a blocking thread, publish in the caller; the bounded channel keeps memory flat.
     let (ctx, source, fd, claimed) = (ctx.clone(), source.clone(), fd.clone(), claimed.clone());
     Ok(Ok(tokio::task::spawn_blocking(move || {
-        map_file(&ctx, &source, &fd, &claimed, reader, bound, tx)
+        let event_time: DateTime<Utc> = claimed.modified.into();
+        let default_version = event_time.timestamp_millis();
+        let today = Utc::now().date_naive();
+        let name = source.name.clone();
+        map_csv(&ctx, &source, &fd, &claimed, reader, tx, |row| {
+            Ok(match bound.map_row(&row.cells, today) {
+                Ok(m) => Ok(Envelope::new(
+                    &name,
+                    Entity::Party,
+                    Op::Upsert,
+                    &m.key,
+                    m.version.unwrap_or(default_version),
+                    event_time,
+                    Utc::now(),
+                    serde_json::to_value(&m.party)?,
+                )),
+                Err(errors) => Err(errors),
+            })
+        })
     })))
 }
 
-/// Maps every row of a CSV file through the source's declarative mapping (the row is a JSON
-/// object keyed by the header); runs on a blocking thread. Used for feeds that are not
-/// customer files, such as card-processing files: the mapping tokenises and masks card
-/// numbers before anything leaves this function.
-fn map_rows_declared(
+/// Where the mapping thread puts what one file produced: events in batches to the
+/// publisher, bad rows or records to the quarantine file, and the file's outcome.
+struct FileOutput<'a> {
+    ctx: &'a Ctx,
+    source: &'a SourceConfig,
+    claimed: &'a Claimed,
+    tx: mpsc::Sender<Mapped>,
+    batch: Vec<OutMessage>,
+    quarantine: QuarantineWriter,
+    rows: u64,
+    bad: u64,
+}
+
+impl<'a> FileOutput<'a> {
+    fn new(
+        ctx: &'a Ctx,
+        source: &'a SourceConfig,
+        fd: &FileDropConfig,
+        claimed: &'a Claimed,
+        tx: mpsc::Sender<Mapped>,
+    ) -> anyhow::Result<Self> {
+        Ok(FileOutput {
+            ctx,
+            source,
+            claimed,
+            tx,
+            batch: Vec::with_capacity(PUBLISH_BATCH),
+            quarantine: QuarantineWriter::create(fd, &claimed.original_name)?,
+            rows: 0,
+            bad: 0,
+        })
+    }
+
+    /// Counts one row or record read, with a progress line now and then.
+    fn read_one(&mut self) {
+        self.rows += 1;
+        if self.rows.is_multiple_of(PROGRESS_EVERY) {
+            telemetry::file_progress(&self.source.name, &self.claimed.original_name, self.rows);
+        }
+    }
+
+    /// Adds an event; false when the publisher stopped (shutdown or a bus error: it reports
+    /// why), and the caller stops too.
+    fn publish(&mut self, env: &Envelope) -> anyhow::Result<bool> {
+        self.batch.push(to_message(env)?);
+        if self.batch.len() >= PUBLISH_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(PUBLISH_BATCH));
+            return Ok(self.tx.blocking_send(Mapped::Batch(full)).is_ok());
+        }
+        Ok(true)
+    }
+
+    /// One bad row or record, with every problem it has.
+    fn reject<'e>(
+        &mut self,
+        line: u64,
+        problems: impl IntoIterator<Item = (&'e str, &'e str)>,
+    ) -> anyhow::Result<()> {
+        self.bad += 1;
+        for (field, reason) in problems {
+            telemetry::row_quarantined(
+                &self.ctx.stats,
+                &self.source.name,
+                &self.claimed.original_name,
+                line,
+                field,
+                reason,
+            );
+            self.quarantine.add(line, field, reason)?;
+        }
+        Ok(())
+    }
+
+    /// Reading stopped before the end of the file: what was mapped goes out, then the reason.
+    fn stop(mut self, reason: String) -> anyhow::Result<()> {
+        if self.flush() {
+            self.quarantine.finish()?;
+            let _ = self.tx.blocking_send(Mapped::Stopped { reason });
+        }
+        Ok(())
+    }
+
+    /// The whole file was read.
+    fn done(mut self) -> anyhow::Result<()> {
+        telemetry::rows_read(&self.ctx.stats, &self.source.name, self.rows);
+        if self.flush() {
+            self.quarantine.finish()?;
+            let _ = self.tx.blocking_send(Mapped::Done {
+                rows: self.rows,
+                quarantined: self.bad,
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> bool {
+        let rest = std::mem::take(&mut self.batch);
+        rest.is_empty() || self.tx.blocking_send(Mapped::Batch(rest)).is_ok()
+    }
+}
+
+/// Maps every row of a CSV file with `map` (customer columns, or a declarative mapping of
+/// the row as a JSON object keyed by the header); runs on a blocking thread. A bad row is
+/// quarantined with its line, every field that failed and why; an unreadable row (an
+/// unclosed quote running past the row limit) stops the file there.
+#[allow(clippy::too_many_arguments)]
+fn map_csv(
     ctx: &Ctx,
     source: &SourceConfig,
     fd: &FileDropConfig,
     claimed: &Claimed,
     reader: CsvReader,
-    mapping: &mapping::declarative::CompiledMapping,
     tx: mpsc::Sender<Mapped>,
+    mut map: impl FnMut(&adapters::file_drop::Row) -> anyhow::Result<Result<Envelope, Vec<FieldError>>>,
 ) -> anyhow::Result<()> {
-    let event_time: DateTime<Utc> = claimed.modified.into();
-    let default_version = event_time.timestamp_millis();
-    let headers = reader.headers().to_vec();
-    let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
-    let (mut rows, mut bad) = (0u64, 0u64);
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    let mut out = FileOutput::new(ctx, source, fd, claimed, tx)?;
     for row in reader {
-        rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
-            telemetry::file_progress(&source.name, &claimed.original_name, rows);
-        }
+        out.read_one();
         let row = match row {
             Ok(r) => r,
             Err(e) if matches!(e.kind, RowErrorKind::Malformed { .. }) => {
-                if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-                    return Ok(());
-                }
-                quarantine.finish()?;
                 let reason = format!("{}: line {}: {}", claimed.original_name, e.line, e.reason());
-                let _ = tx.blocking_send(Mapped::Stopped { reason });
-                return Ok(());
+                return out.stop(reason);
             }
             Err(e) => {
-                bad += 1;
-                telemetry::row_quarantined(
-                    &ctx.stats,
-                    &source.name,
-                    &claimed.original_name,
-                    e.line,
-                    "row",
-                    &e.reason(),
-                );
-                quarantine.add(e.line, "row", &e.reason())?;
+                out.reject(e.line, [("row", e.reason().as_str())])?;
                 continue;
             }
         };
-        let record = mapping::declarative::csv_row_to_value(&headers, &row.cells);
-        match mapping.apply(&record) {
-            Ok(m) => {
-                let env = Envelope::new(
-                    &source.name,
-                    m.entity,
-                    m.op,
-                    &m.key,
-                    m.version.unwrap_or(default_version),
-                    m.event_time.unwrap_or(event_time),
-                    Utc::now(),
-                    m.payload,
-                );
-                batch.push(to_message(&env)?);
-                if batch.len() >= PUBLISH_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PUBLISH_BATCH));
-                    if tx.blocking_send(Mapped::Batch(full)).is_err() {
-                        return Ok(());
-                    }
+        match map(&row)? {
+            Ok(env) => {
+                if !out.publish(&env)? {
+                    return Ok(());
                 }
             }
-            Err(errors) => {
-                bad += 1;
-                for e in errors {
-                    telemetry::row_quarantined(
-                        &ctx.stats,
-                        &source.name,
-                        &claimed.original_name,
-                        row.line,
-                        &e.field,
-                        &e.reason,
-                    );
-                    quarantine.add(row.line, &e.field, &e.reason)?;
-                }
-            }
+            Err(errors) => out.reject(
+                row.line,
+                errors.iter().map(|e| (e.field.as_str(), e.reason.as_str())),
+            )?,
         }
     }
-    telemetry::rows_read(&ctx.stats, &source.name, rows);
-    if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-        return Ok(());
-    }
-    quarantine.finish()?;
-    let _ = tx.blocking_send(Mapped::Done {
-        rows,
-        quarantined: bad,
-    });
-    Ok(())
+    out.done()
 }
 
 /// Maps every record of a bank file (statement, report, 1C exchange); runs on a blocking
@@ -367,43 +449,19 @@ fn map_records(
     use adapters::formats::{ErrorScope, Record};
     let event_time: DateTime<Utc> = claimed.modified.into();
     let version = event_time.timestamp_millis();
-    let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
-    let (mut rows, mut bad) = (0u64, 0u64);
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    let mut out = FileOutput::new(ctx, source, fd, claimed, tx)?;
     for item in records {
-        rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
-            telemetry::file_progress(&source.name, &claimed.original_name, rows);
-        }
+        out.read_one();
         let item = match item {
             Ok(i) => i,
-            Err(e) if e.scope == ErrorScope::File => {
-                if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-                    return Ok(());
-                }
-                quarantine.finish()?;
-                let _ = tx.blocking_send(Mapped::Stopped {
-                    reason: e.to_string(),
-                });
-                return Ok(());
-            }
+            Err(e) if e.scope == ErrorScope::File => return out.stop(e.to_string()),
             Err(e) => {
-                bad += 1;
                 let field = e.field.clone().unwrap_or_else(|| "record".into());
-                let line = e.location.line;
                 let reason = match &e.location.element {
                     Some(el) => format!("{el}: {}", e.reason),
                     None => e.reason.clone(),
                 };
-                telemetry::row_quarantined(
-                    &ctx.stats,
-                    &source.name,
-                    &claimed.original_name,
-                    line,
-                    &field,
-                    &reason,
-                );
-                quarantine.add(line, &field, &reason)?;
+                out.reject(e.location.line, [(field.as_str(), reason.as_str())])?;
                 continue;
             }
         };
@@ -423,120 +481,11 @@ fn map_records(
             Utc::now(),
             payload,
         );
-        batch.push(to_message(&env)?);
-        if batch.len() >= PUBLISH_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(PUBLISH_BATCH));
-            if tx.blocking_send(Mapped::Batch(full)).is_err() {
-                return Ok(());
-            }
+        if !out.publish(&env)? {
+            return Ok(());
         }
     }
-    telemetry::rows_read(&ctx.stats, &source.name, rows);
-    if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-        return Ok(());
-    }
-    quarantine.finish()?;
-    let _ = tx.blocking_send(Mapped::Done {
-        rows,
-        quarantined: bad,
-    });
-    Ok(())
-}
-
-/// Maps every row of a parsed file; runs on a blocking thread.
-fn map_file(
-    ctx: &Ctx,
-    source: &SourceConfig,
-    fd: &FileDropConfig,
-    claimed: &Claimed,
-    reader: CsvReader,
-    bound: mapping::columns::BoundColumns,
-    tx: mpsc::Sender<Mapped>,
-) -> anyhow::Result<()> {
-    let event_time: DateTime<Utc> = claimed.modified.into();
-    let default_version = event_time.timestamp_millis();
-    let today = Utc::now().date_naive();
-    let mut quarantine = QuarantineWriter::create(fd, &claimed.original_name)?;
-    let (mut rows, mut bad) = (0u64, 0u64);
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    for row in reader {
-        rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
-            telemetry::file_progress(&source.name, &claimed.original_name, rows);
-        }
-        let row = match row {
-            Ok(r) => r,
-            Err(e) if matches!(e.kind, RowErrorKind::Malformed { .. }) => {
-                // Flush what was mapped so far, then report where reading stopped.
-                if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-                    return Ok(());
-                }
-                quarantine.finish()?;
-                let reason = format!("{}: line {}: {}", claimed.original_name, e.line, e.reason());
-                let _ = tx.blocking_send(Mapped::Stopped { reason });
-                return Ok(());
-            }
-            Err(e) => {
-                bad += 1;
-                telemetry::row_quarantined(
-                    &ctx.stats,
-                    &source.name,
-                    &claimed.original_name,
-                    e.line,
-                    "row",
-                    &e.reason(),
-                );
-                quarantine.add(e.line, "row", &e.reason())?;
-                continue;
-            }
-        };
-        match bound.map_row(&row.cells, today) {
-            Ok(m) => {
-                let env = Envelope::new(
-                    &source.name,
-                    Entity::Party,
-                    Op::Upsert,
-                    &m.key,
-                    m.version.unwrap_or(default_version),
-                    event_time,
-                    Utc::now(),
-                    serde_json::to_value(&m.party)?,
-                );
-                batch.push(to_message(&env)?);
-                if batch.len() >= PUBLISH_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PUBLISH_BATCH));
-                    if tx.blocking_send(Mapped::Batch(full)).is_err() {
-                        // The publisher stopped (shutdown or bus error); it reports why.
-                        return Ok(());
-                    }
-                }
-            }
-            Err(errors) => {
-                bad += 1;
-                for e in errors {
-                    telemetry::row_quarantined(
-                        &ctx.stats,
-                        &source.name,
-                        &claimed.original_name,
-                        row.line,
-                        &e.field,
-                        &e.reason,
-                    );
-                    quarantine.add(row.line, &e.field, &e.reason)?;
-                }
-            }
-        }
-    }
-    telemetry::rows_read(&ctx.stats, &source.name, rows);
-    if !batch.is_empty() && tx.blocking_send(Mapped::Batch(batch)).is_err() {
-        return Ok(());
-    }
-    quarantine.finish()?;
-    let _ = tx.blocking_send(Mapped::Done {
-        rows,
-        quarantined: bad,
-    });
-    Ok(())
+    out.done()
 }
 
 /// The bus message of an envelope: JSON body; id, source, entity and event time as headers.
