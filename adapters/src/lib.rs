@@ -14,4 +14,5 @@ pub mod file_drop;
 pub mod formats;
 pub mod rest_poll;
 pub mod soap;
+mod transport;
 pub mod webhook;

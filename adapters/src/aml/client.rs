@@ -225,40 +225,24 @@ impl AmlClient {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        let retries =
-            usize::try_from(self.cfg.max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_factor(2.0)
-            .with_min_delay(self.cfg.initial_backoff())
-            .with_max_delay(self.cfg.max_backoff())
-            .with_max_times(retries)
+        crate::transport::backoff(
+            self.cfg.initial_backoff(),
+            self.cfg.max_backoff(),
+            self.cfg.max_attempts,
+        )
     }
 
     fn transport_error(&self, e: reqwest::Error, reference: &str) -> AmlError {
+        use crate::transport::Failure;
         let reference = reference.to_owned();
-        if e.is_timeout() {
-            return AmlError::Timeout {
+        match crate::transport::classify(e) {
+            Failure::Timeout => AmlError::Timeout {
                 reference,
                 timeout_ms: self.cfg.timeout_ms,
-            };
-        }
-        let e = e.without_url();
-        if e.is_builder() {
-            return AmlError::Request {
-                reference,
-                reason: error_chain(&e),
-            };
-        }
-        if e.is_connect() {
-            return AmlError::Connect {
-                reference,
-                reason: error_chain(&e),
-            };
-        }
-        AmlError::Transport {
-            reference,
-            reason: error_chain(&e),
+            },
+            Failure::Request(reason) => AmlError::Request { reference, reason },
+            Failure::Connect(reason) => AmlError::Connect { reference, reason },
+            Failure::Transport(reason) => AmlError::Transport { reference, reason },
         }
     }
 }

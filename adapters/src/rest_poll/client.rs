@@ -366,13 +366,11 @@ impl RestPollClient {
 
     fn backoff(&self) -> ExponentialBuilder {
         let cfg = &self.inner.cfg;
-        let retries = usize::try_from(cfg.max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_factor(2.0)
-            .with_min_delay(std::time::Duration::from_millis(cfg.initial_backoff_ms))
-            .with_max_delay(std::time::Duration::from_millis(cfg.max_backoff_ms))
-            .with_max_times(retries)
+        crate::transport::backoff(
+            std::time::Duration::from_millis(cfg.initial_backoff_ms),
+            std::time::Duration::from_millis(cfg.max_backoff_ms),
+            cfg.max_attempts,
+        )
     }
 }
 

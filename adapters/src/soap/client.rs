@@ -256,14 +256,11 @@ impl SoapClient {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        let retries =
-            usize::try_from(self.cfg.max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_factor(2.0)
-            .with_min_delay(self.cfg.initial_backoff())
-            .with_max_delay(self.cfg.max_backoff())
-            .with_max_times(retries)
+        crate::transport::backoff(
+            self.cfg.initial_backoff(),
+            self.cfg.max_backoff(),
+            self.cfg.max_attempts,
+        )
     }
 
     /// One attempt, without retries.
@@ -404,29 +401,16 @@ impl SoapClient {
     }
 
     fn transport_error(&self, e: reqwest::Error, operation: &str) -> SoapError {
+        use crate::transport::Failure;
         let operation = operation.to_owned();
-        if e.is_timeout() {
-            return SoapError::Timeout {
+        match crate::transport::classify(e) {
+            Failure::Timeout => SoapError::Timeout {
                 operation,
                 timeout_ms: self.cfg.timeout_ms,
-            };
-        }
-        let e = e.without_url();
-        if e.is_builder() {
-            return SoapError::Request {
-                operation,
-                reason: error_chain(&e),
-            };
-        }
-        if e.is_connect() {
-            return SoapError::Connect {
-                operation,
-                reason: error_chain(&e),
-            };
-        }
-        SoapError::Transport {
-            operation,
-            reason: error_chain(&e),
+            },
+            Failure::Request(reason) => SoapError::Request { operation, reason },
+            Failure::Connect(reason) => SoapError::Connect { operation, reason },
+            Failure::Transport(reason) => SoapError::Transport { operation, reason },
         }
     }
 }

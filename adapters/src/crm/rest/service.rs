@@ -207,40 +207,33 @@ impl CrmRestClient {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        let retries =
-            usize::try_from(self.cfg.max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_factor(2.0)
-            .with_min_delay(self.cfg.initial_backoff())
-            .with_max_delay(self.cfg.max_backoff())
-            .with_max_times(retries)
+        crate::transport::backoff(
+            self.cfg.initial_backoff(),
+            self.cfg.max_backoff(),
+            self.cfg.max_attempts,
+        )
     }
 
     fn transport_error(&self, e: reqwest::Error, envelope_id: &str) -> CrmError {
+        use crate::transport::Failure;
         let envelope_id = envelope_id.to_owned();
-        if e.is_timeout() {
-            return CrmError::Timeout {
+        match crate::transport::classify(e) {
+            Failure::Timeout => CrmError::Timeout {
                 envelope_id,
                 timeout_ms: self.cfg.timeout_ms,
-            };
-        }
-        let e = e.without_url();
-        if e.is_builder() {
-            return CrmError::Request {
+            },
+            Failure::Request(reason) => CrmError::Request {
                 envelope_id,
-                reason: error_chain(&e),
-            };
-        }
-        if e.is_connect() {
-            return CrmError::Connect {
+                reason,
+            },
+            Failure::Connect(reason) => CrmError::Connect {
                 envelope_id,
-                reason: error_chain(&e),
-            };
-        }
-        CrmError::Transport {
-            envelope_id,
-            reason: error_chain(&e),
+                reason,
+            },
+            Failure::Transport(reason) => CrmError::Transport {
+                envelope_id,
+                reason,
+            },
         }
     }
 }
