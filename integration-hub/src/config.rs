@@ -36,6 +36,10 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// Screening and monitoring; absent means sinks read the canonical topic directly.
     pub compliance: Option<ComplianceSection>,
+    /// Golden records; absent means the CRM receives source records keyed by source id.
+    pub master_data: Option<MasterDataSection>,
+    /// Bars and mandatory fields of `hub quality`; absent means the defaults.
+    pub quality: Option<mapping::mdm::quality::QualityConfig>,
 }
 
 /// `[hub]`: process-wide settings.
@@ -116,6 +120,14 @@ impl BusSection {
     pub fn compliance_topic(&self) -> String {
         format!("{}.compliance", self.topic_prefix)
     }
+    /// Golden records (keyed by golden id) and every non-party record, for the CRM sinks.
+    pub fn golden_topic(&self) -> String {
+        format!("{}.golden", self.topic_prefix)
+    }
+    /// Records sink `sink` parked after their in-place retries, waiting to be tried again.
+    pub fn retry_topic(&self, sink: &str) -> String {
+        format!("{}.retry.{sink}", self.topic_prefix)
+    }
 }
 
 fn default_topic_prefix() -> String {
@@ -171,12 +183,17 @@ pub struct HttpSection {
     /// Listen address. Default `127.0.0.1:9464`; port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer token of the admin API (dead letters: `/api/dlq`), a secret reference
+    /// (`env:NAME` or `file:PATH`); without it the admin API is not mounted.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: default_listen(),
+            admin_token: None,
         }
     }
 }
@@ -204,6 +221,10 @@ pub enum SourceKind {
 pub struct SourceConfig {
     /// Unique name; appears in metrics, logs and envelopes.
     pub name: String,
+    /// The system the source reads (`abs`, `cards`, ...): the name mastership rules and
+    /// cross-references use. Default: the source's name.
+    #[serde(default)]
+    pub system: Option<String>,
     /// Adapter kind.
     pub kind: SourceKind,
     /// Canonical entity the source delivers. Only `party` is mapped so far.
@@ -244,6 +265,23 @@ fn default_entity() -> Entity {
 pub enum SinkKind {
     /// A CRM with a REST upsert-by-external-id API.
     CrmRest,
+    /// Salesforce: sObject upsert by external id, sObject Collections (docs/crm-connectors.md).
+    Salesforce,
+    /// Microsoft Dynamics 365 / Dataverse: upsert by alternate key.
+    Dynamics,
+    /// Bitrix24: find by origin id, then add or update, in batches.
+    Bitrix24,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::CrmRest => "crm_rest",
+            SinkKind::Salesforce => "salesforce",
+            SinkKind::Dynamics => "dynamics",
+            SinkKind::Bitrix24 => "bitrix24",
+        }
+    }
 }
 
 /// One `[[sinks]]` entry.
@@ -254,18 +292,85 @@ pub struct SinkConfig {
     pub name: String,
     /// Connector kind.
     pub kind: SinkKind,
-    /// Only events from these sources; empty means all.
+    /// Only events from these sources; empty means all. Golden records, made from several
+    /// sources, always pass.
     #[serde(default)]
     pub sources: Vec<String>,
     /// Settings for `kind = "crm_rest"`; `token` is a secret reference.
     pub crm_rest: Option<CrmRestConfig>,
+    /// Settings for `kind = "salesforce"`; `access_token` is a secret reference.
+    #[serde(default)]
+    pub salesforce: Option<adapters::crm::salesforce::SalesforceConfig>,
+    /// Settings for `kind = "dynamics"`; `access_token` is a secret reference.
+    #[serde(default)]
+    pub dynamics: Option<adapters::crm::dynamics::DynamicsConfig>,
+    /// Settings for `kind = "bitrix24"`; `webhook_url` (it carries the token) is a secret
+    /// reference.
+    #[serde(default)]
+    pub bitrix24: Option<adapters::crm::bitrix24::Bitrix24Config>,
     /// Which canonical entities this sink delivers; default: parties (CRM contacts).
     #[serde(default = "default_sink_entities")]
     pub entities: Vec<Entity>,
+    /// Retry topic and circuit breaker (`[sinks.delivery]`); defaults when absent.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 fn default_sink_entities() -> Vec<Entity> {
     vec![Entity::Party]
+}
+
+/// `[sinks.delivery]`: what a sink does with records that keep failing transiently, and
+/// when it stops sending to a CRM that fails as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Seconds a record that still fails after its in-place retries waits on the retry
+    /// topic `<prefix>.retry.<sink>` before each further try; after the last one it goes to
+    /// the dead-letter topic. Empty: no retry topic, the sink holds the batch until the
+    /// record goes through (one stuck record then holds its partition). Default
+    /// `[5, 30, 120, 600]`.
+    #[serde(default = "default_retry_delays")]
+    pub retry_delays_secs: Vec<u64>,
+    /// Consecutive passes that acknowledged nothing and failed transiently, over at least
+    /// two different records, that open the circuit. Default 3.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds the circuit first stays open (nothing is sent); then one probe request.
+    /// Default 1.
+    #[serde(default = "default_breaker_open_secs")]
+    pub breaker_open_secs: u64,
+    /// Each failed probe doubles the open time up to this many seconds, which bounds how
+    /// long after the CRM is back the sink notices it. Default 5.
+    #[serde(default = "default_breaker_max_open_secs")]
+    pub breaker_max_open_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_delays_secs: default_retry_delays(),
+            breaker_failures: default_breaker_failures(),
+            breaker_open_secs: default_breaker_open_secs(),
+            breaker_max_open_secs: default_breaker_max_open_secs(),
+        }
+    }
+}
+
+/// The longest delay a retry or an open circuit may be given: a week.
+pub const MAX_DELIVERY_DELAY_SECS: u64 = 7 * 24 * 60 * 60;
+
+fn default_retry_delays() -> Vec<u64> {
+    vec![5, 30, 120, 600]
+}
+fn default_breaker_failures() -> u32 {
+    3
+}
+fn default_breaker_open_secs() -> u64 {
+    1
+}
+fn default_breaker_max_open_secs() -> u64 {
+    5
 }
 
 /// Which loader reads a list.
@@ -318,6 +423,41 @@ pub struct ComplianceSection {
     /// 115-FZ transaction-monitoring rules; defaults documented in docs/monitoring-115fz.md.
     #[serde(default)]
     pub monitoring: compliance::monitoring::MonitoringConfig,
+}
+
+/// Where golden records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GoldenBackend {
+    /// A SQLite file beside the hub (one hub process).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by several hub processes.
+    Postgres,
+}
+
+/// The `[master_data]` section (docs/master-data.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterDataSection {
+    /// `sqlite` (default) or `postgres`.
+    #[serde(default)]
+    pub store: GoldenBackend,
+    /// SQLite file; default `<data_dir>/golden.db`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// PostgreSQL connection URL, a secret reference (`env:NAME` or `file:PATH`).
+    #[serde(default)]
+    pub postgres_url: Option<String>,
+    /// Bearer token of the data-steward API (a secret reference); without it the API is off.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// Matcher thresholds and settings (`auto_merge`, `review`, ...).
+    #[serde(default)]
+    pub matching: mapping::mdm::matching::MatchConfig,
+    /// Per entity and field: master system, fallbacks, survivorship rule.
+    #[serde(default)]
+    pub mastership: mapping::mdm::mastership::MastershipConfig,
 }
 
 fn default_screen_threshold() -> f64 {
@@ -397,6 +537,8 @@ const TOP_LEVEL: &[&str] = &[
     "sources",
     "sinks",
     "compliance",
+    "master_data",
+    "quality",
 ];
 
 /// Parses and validates config text; `base_dir` anchors relative paths.
@@ -452,6 +594,20 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         &lines,
         &mut problems,
     );
+    let master_data: Option<MasterDataSection> = section_of(
+        section("master_data"),
+        &[seg("master_data")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    let quality: Option<mapping::mdm::quality::QualityConfig> = section_of(
+        section("quality"),
+        &[seg("quality")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
     let sources: Vec<Option<SourceConfig>> =
         entries_of(section("sources"), "sources", &spans, &lines, &mut problems);
     let sinks: Vec<Option<SinkConfig>> =
@@ -467,6 +623,16 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         sinks: sinks.iter().flatten().cloned().collect(),
         compliance: if root.contains_key("compliance") {
             compliance
+        } else {
+            None
+        },
+        master_data: if root.contains_key("master_data") {
+            master_data
+        } else {
+            None
+        },
+        quality: if root.contains_key("quality") {
+            quality
         } else {
             None
         },
@@ -543,6 +709,11 @@ fn semantic_checks(
             vec![seg("http"), seg("listen")],
             "must be an address like 127.0.0.1:9464".into(),
         );
+    }
+    if let Some(t) = &config.http.admin_token
+        && let Err(e) = SecretRef::parse(t)
+    {
+        add(vec![seg("http"), seg("admin_token")], e);
     }
     let mut names = BTreeSet::new();
     for (i, s) in sources.iter().enumerate() {
@@ -751,6 +922,41 @@ fn semantic_checks(
             add(vec![seg("compliance"), seg("provider"), seg("api_key")], e);
         }
     }
+    if let Some(q) = &config.quality
+        && let Err(e) = q.check()
+    {
+        add(vec![seg("quality")], e.to_string());
+    }
+    if let Some(m) = &config.master_data {
+        let at = |k: &str| vec![seg("master_data"), seg(k)];
+        if let Err(e) = m.matching.check() {
+            add(at("matching"), e.to_string());
+        }
+        if let Err(e) = m.mastership.validate() {
+            add(at("mastership"), e.to_string());
+        }
+        match (m.store, &m.postgres_url) {
+            (GoldenBackend::Postgres, None) => add(
+                at("postgres_url"),
+                "`store = \"postgres\"` needs `postgres_url` (a secret reference)".into(),
+            ),
+            (GoldenBackend::Postgres, Some(url)) => {
+                if let Err(e) = SecretRef::parse(url) {
+                    add(at("postgres_url"), e);
+                }
+            }
+            (GoldenBackend::Sqlite, Some(_)) => add(
+                at("postgres_url"),
+                "only used with `store = \"postgres\"`".into(),
+            ),
+            (GoldenBackend::Sqlite, None) => {}
+        }
+        if let Some(t) = &m.api_token
+            && let Err(e) = SecretRef::parse(t)
+        {
+            add(at("api_token"), e);
+        }
+    }
     let mut sink_names = BTreeSet::new();
     for (i, s) in sinks.iter().enumerate() {
         let Some(s) = s else { continue };
@@ -768,12 +974,120 @@ fn semantic_checks(
                 add(at("sources"), format!("no source named `{src}`"));
             }
         }
-        match (s.kind, &s.crm_rest) {
-            (SinkKind::CrmRest, None) => add(
+        let tables = [
+            (SinkKind::CrmRest, s.crm_rest.is_some()),
+            (SinkKind::Salesforce, s.salesforce.is_some()),
+            (SinkKind::Dynamics, s.dynamics.is_some()),
+            (SinkKind::Bitrix24, s.bitrix24.is_some()),
+        ];
+        for (kind, present) in tables {
+            if kind == s.kind && !present {
+                add(
+                    at("kind"),
+                    format!("`kind = \"{0}\"` needs a [sinks.{0}] table", kind.as_str()),
+                );
+            } else if kind != s.kind && present {
+                add(
+                    at(kind.as_str()),
+                    format!("only used with `kind = \"{}\"`", kind.as_str()),
+                );
+            }
+        }
+        if s.kind != SinkKind::CrmRest && config.master_data.is_some() {
+            add(
                 at("kind"),
-                "`kind = \"crm_rest\"` needs a [sinks.crm_rest] table".into(),
-            ),
-            (SinkKind::CrmRest, Some(crm)) => {
+                format!(
+                    "golden records need a CRM that can merge contacts; the {} connector \
+                     cannot yet, so use it without [master_data]",
+                    s.kind.as_str()
+                ),
+            );
+        }
+        let vendor_check =
+            |table: &str, secret_field: &str, secret: &str, checked: Result<(), String>| {
+                let mut out = Vec::new();
+                if let Err(e) = SecretRef::parse(secret) {
+                    out.push((
+                        vec![seg("sinks"), Seg::Index(i), seg(table), seg(secret_field)],
+                        e,
+                    ));
+                }
+                if let Err(e) = checked {
+                    out.push((vec![seg("sinks"), Seg::Index(i), seg(table)], e));
+                }
+                out
+            };
+        let mut vendor_problems = Vec::new();
+        if let Some(c) = &s.salesforce {
+            let mut probe = c.clone();
+            probe.access_token = "placeholder".into();
+            vendor_problems.extend(vendor_check(
+                "salesforce",
+                "access_token",
+                &c.access_token,
+                probe.validate().map(drop).map_err(|e| e.to_string()),
+            ));
+        }
+        if let Some(c) = &s.dynamics {
+            let mut probe = c.clone();
+            probe.access_token = "placeholder".into();
+            vendor_problems.extend(vendor_check(
+                "dynamics",
+                "access_token",
+                &c.access_token,
+                probe.validate().map(drop).map_err(|e| e.to_string()),
+            ));
+        }
+        if let Some(c) = &s.bitrix24 {
+            // The webhook URL carries the token: only its reference is in the file, so the
+            // URL itself is checked when the hub starts.
+            let mut probe = c.clone();
+            probe.webhook_url = "https://portal.invalid/rest/1/placeholder/".into();
+            vendor_problems.extend(vendor_check(
+                "bitrix24",
+                "webhook_url",
+                &c.webhook_url,
+                probe.validate().map(drop).map_err(|e| e.to_string()),
+            ));
+        }
+        for (path, message) in vendor_problems {
+            add(path, message);
+        }
+        let d = &s.delivery;
+        let delivery = |k: &str| vec![seg("sinks"), Seg::Index(i), seg("delivery"), seg(k)];
+        if let Some(bad) = d
+            .retry_delays_secs
+            .iter()
+            .find(|secs| **secs == 0 || **secs > MAX_DELIVERY_DELAY_SECS)
+        {
+            add(
+                delivery("retry_delays_secs"),
+                format!("{bad}: each delay must be 1 to {MAX_DELIVERY_DELAY_SECS} seconds"),
+            );
+        }
+        if d.breaker_failures == 0 {
+            add(delivery("breaker_failures"), "must be at least 1".into());
+        }
+        if d.breaker_open_secs == 0 || d.breaker_open_secs > MAX_DELIVERY_DELAY_SECS {
+            add(
+                delivery("breaker_open_secs"),
+                format!("must be 1 to {MAX_DELIVERY_DELAY_SECS} seconds"),
+            );
+        }
+        if d.breaker_max_open_secs < d.breaker_open_secs
+            || d.breaker_max_open_secs > MAX_DELIVERY_DELAY_SECS
+        {
+            add(
+                delivery("breaker_max_open_secs"),
+                format!(
+                    "must be at least breaker_open_secs ({}) and at most {MAX_DELIVERY_DELAY_SECS}",
+                    d.breaker_open_secs
+                ),
+            );
+        }
+        match (s.kind, &s.crm_rest) {
+            (_, None) => {}
+            (_, Some(crm)) => {
                 if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://")) {
                     add(
                         vec![
@@ -869,14 +1183,42 @@ impl Config {
             None => self.data_dir().join("bus.db"),
         }
     }
-    /// The topic the CRM sinks read: what screening cleared, or the canonical topic when
-    /// compliance is not configured.
+    /// The topic the CRM sinks read: golden records when master data is configured, else
+    /// what screening cleared, else the canonical topic.
     pub fn sink_topic(&self) -> String {
+        if self.master_data.is_some() {
+            self.bus.golden_topic()
+        } else {
+            self.golden_input_topic()
+        }
+    }
+
+    /// The topic the golden stage reads: what screening cleared, or the canonical topic
+    /// when compliance is not configured.
+    pub fn golden_input_topic(&self) -> String {
         if self.compliance.is_some() {
             self.bus.cleared_topic()
         } else {
             self.bus.canonical_topic()
         }
+    }
+
+    /// The system a source reads, as mastership rules and cross-references name it.
+    pub fn system_of<'a>(&'a self, source: &'a str) -> &'a str {
+        self.sources
+            .iter()
+            .find(|s| s.name == source)
+            .and_then(|s| s.system.as_deref())
+            .unwrap_or(source)
+    }
+
+    /// The golden-record SQLite file.
+    pub fn golden_path(&self) -> Option<PathBuf> {
+        let m = self.master_data.as_ref()?;
+        Some(match &m.path {
+            Some(p) => self.resolve(p),
+            None => self.data_dir().join("golden.db"),
+        })
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -906,6 +1248,27 @@ pub fn check_environment(config: &Config) -> Vec<String> {
             && let Err(e) = resolve_secret(token, &config.base_dir)
         {
             out.push(format!("sinks `{}`: crm_rest.token: {e}", s.name));
+        }
+        let vendor_secrets = [
+            (
+                "salesforce.access_token",
+                s.salesforce.as_ref().map(|c| &c.access_token),
+            ),
+            (
+                "dynamics.access_token",
+                s.dynamics.as_ref().map(|c| &c.access_token),
+            ),
+            (
+                "bitrix24.webhook_url",
+                s.bitrix24.as_ref().map(|c| &c.webhook_url),
+            ),
+        ];
+        for (field, secret) in vendor_secrets {
+            if let Some(r) = secret
+                && let Err(e) = resolve_secret(r, &config.base_dir)
+            {
+                out.push(format!("sinks `{}`: {field}: {e}", s.name));
+            }
         }
     }
     for s in &config.sources {
@@ -968,6 +1331,23 @@ pub fn check_environment(config: &Config) -> Vec<String> {
             && let Err(e) = resolve_secret(k, &config.base_dir)
         {
             out.push(format!("sources `{}`: mapping.pan_key: {e}", s.name));
+        }
+    }
+    if let Some(t) = &config.http.admin_token
+        && let Err(e) = resolve_secret(t, &config.base_dir)
+    {
+        out.push(format!("http.admin_token: {e}"));
+    }
+    if let Some(m) = &config.master_data {
+        for (field, r) in [
+            ("postgres_url", &m.postgres_url),
+            ("api_token", &m.api_token),
+        ] {
+            if let Some(r) = r
+                && let Err(e) = resolve_secret(r, &config.base_dir)
+            {
+                out.push(format!("master_data.{field}: {e}"));
+            }
         }
     }
     if let Some(c) = &config.compliance {
@@ -1233,6 +1613,57 @@ mod tests {
         assert!(SecretRef::parse("s3cr3t").is_err());
         assert!(SecretRef::parse("env:").is_err());
     }
+
+    const SINK: &str = "[[sinks]]\nname = \"crm\"\nkind = \"crm_rest\"\n\
+                        [sinks.crm_rest]\nbase_url = \"http://crm.local\"\n";
+
+    #[test]
+    fn delivery_table_defaults_and_values() {
+        let cfg = parse(SINK, PathBuf::from(".")).unwrap();
+        assert_eq!(cfg.sinks[0].delivery, DeliveryConfig::default());
+        assert_eq!(cfg.sinks[0].delivery.retry_delays_secs, [5, 30, 120, 600]);
+        assert_eq!(cfg.bus.retry_topic("crm"), "hub.retry.crm");
+        let text = format!(
+            "{SINK}[sinks.delivery]\nretry_delays_secs = [1, 1]\nbreaker_failures = 2\n\
+             breaker_open_secs = 3\nbreaker_max_open_secs = 30\n"
+        );
+        let d = parse(&text, PathBuf::from(".")).unwrap().sinks[0]
+            .delivery
+            .clone();
+        assert_eq!(
+            d,
+            DeliveryConfig {
+                retry_delays_secs: vec![1, 1],
+                breaker_failures: 2,
+                breaker_open_secs: 3,
+                breaker_max_open_secs: 30,
+            }
+        );
+    }
+
+    #[test]
+    fn delivery_table_problems_are_reported() {
+        let text = format!(
+            "{SINK}[sinks.delivery]\nretry_delays_secs = [5, 0]\nbreaker_failures = 0\n\
+             breaker_open_secs = 10\nbreaker_max_open_secs = 5\nbreaker = 1\n"
+        );
+        let problems = parse(&text, PathBuf::from(".")).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let has = |needle: &str| rendered.iter().any(|r| r.contains(needle));
+        assert!(
+            has("sinks[0].delivery.breaker: unknown field"),
+            "{rendered:#?}"
+        );
+        assert!(
+            has("sinks[0].delivery.retry_delays_secs: 0: each delay"),
+            "{rendered:#?}"
+        );
+        assert!(has("sinks[0].delivery.breaker_failures"), "{rendered:#?}");
+        assert!(
+            has("sinks[0].delivery.breaker_max_open_secs: must be at least breaker_open_secs (10)"),
+            "{rendered:#?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1260,11 +1691,45 @@ mod example_tests {
             .as_ref()
             .expect("the example configures compliance");
         assert_eq!(compliance.lists.len(), 2);
-        assert_eq!(cfg.sink_topic(), "hub.cleared");
+        // Screening feeds the golden stage; the sinks read golden records.
+        assert_eq!(cfg.golden_input_topic(), "hub.cleared");
+        assert_eq!(cfg.sink_topic(), "hub.golden");
+        assert_eq!(cfg.system_of("abs-customers"), "abs");
+        let md = cfg
+            .master_data
+            .as_ref()
+            .expect("the example configures master data");
+        assert_eq!(md.store, GoldenBackend::Sqlite);
+        assert_eq!(md.matching.auto_merge, 0.95);
         assert_eq!(
             compliance.monitoring.mandatory_control.threshold_rub,
             1_000_000
         );
+    }
+
+    #[test]
+    fn master_data_problems_are_reported() {
+        let text = r#"
+[master_data]
+store = "postgres"
+api_token = "plain-token"
+
+[master_data.matching]
+auto_merge = 0.4
+review = 0.6
+"#;
+        let problems = parse(text, PathBuf::from(".")).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let has = |needle: &str| rendered.iter().any(|r| r.contains(needle));
+        assert!(has("master_data.postgres_url"), "{rendered:#?}");
+        assert!(has("master_data.api_token"), "{rendered:#?}");
+        assert!(has("master_data.matching"), "{rendered:#?}");
+        let ok = parse(
+            "[master_data]\nstore = \"postgres\"\npostgres_url = \"env:PG_URL\"\n",
+            PathBuf::from("."),
+        )
+        .unwrap();
+        assert_eq!(ok.master_data.unwrap().store, GoldenBackend::Postgres);
     }
 
     #[test]

@@ -36,6 +36,27 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("compliance.api_token: {e}"))?;
             api = Some(crate::screening::api::router(screening.clone(), token));
         }
+        if let (Some(golden), Some(section)) = (&ctx.golden, &ctx.config.master_data)
+            && let Some(token) = &section.api_token
+        {
+            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
+                .map_err(|e| anyhow::anyhow!("master_data.api_token: {e}"))?;
+            let stewards = crate::golden::api::router(golden.clone(), token);
+            api = Some(match api {
+                Some(a) => a.merge(stewards),
+                None => stewards,
+            });
+        }
+        if let Some(token) = &ctx.config.http.admin_token {
+            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
+                .map_err(|e| anyhow::anyhow!("http.admin_token: {e}"))?;
+            let dlq = crate::dlq::Dlq::for_config(ctx.bus.clone(), ctx.store.clone(), &ctx.config);
+            let admin = crate::dlq::api::router(Arc::new(dlq), token);
+            api = Some(match api {
+                Some(a) => a.merge(admin),
+                None => admin,
+            });
+        }
         if let Some(webhooks) = crate::pipeline::webhook_source::router(ctx)? {
             api = Some(match api {
                 Some(a) => a.merge(webhooks),
@@ -48,6 +69,51 @@ impl AppState {
             api,
         })
     }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|t| {
+        t.len() == token.len()
+            && t.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    })
+}
+
+/// The JSON error every API answers with: `{"error": message}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `router`'s routes answer `401` unless the caller presents `Authorization: Bearer <token>`;
+/// `holder` names whose token it is in the answer ("compliance", "admin", ...).
+pub fn guarded<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    token: String,
+    holder: &'static str,
+) -> Router<S> {
+    let token: std::sync::Arc<str> = token.into();
+    router.route_layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let token = token.clone();
+            async move {
+                if bearer_matches(req.headers(), &token) {
+                    next.run(req).await
+                } else {
+                    json_error(
+                        StatusCode::UNAUTHORIZED,
+                        &format!("a valid {holder} bearer token is required"),
+                    )
+                }
+            }
+        },
+    ))
 }
 
 pub fn app(state: AppState) -> Router {

@@ -110,10 +110,19 @@ enum Command {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Data-quality report over the raw rows of the file-drop sources of customers: valid
+    /// contacts, complete mandatory fields, duplicates; exit 0 when every source passes the
+    /// bars, 1 when one fails, 2 on errors.
+    Quality(integration_hub::quality_cli::QualityArgs),
     /// Master data: measure record matching.
     Mdm {
         #[command(subcommand)]
         command: MdmCommand,
+    },
+    /// Dead letters: list them, show one, replay or discard them (docs/operations-dlq.md).
+    Dlq {
+        #[command(subcommand)]
+        command: integration_hub::dlq::cli::DlqCommand,
     },
     /// Run the sandbox CRM alone (the REST CRM API the generic sink speaks).
     SandboxCrm {
@@ -166,6 +175,7 @@ fn main() -> ExitCode {
             | Command::Bench { .. }
             | Command::Screen { .. }
             | Command::Mdm { .. }
+            | Command::Quality(_)
             | Command::Map { .. }
     );
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
@@ -294,6 +304,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Quality(args) => integration_hub::quality_cli::run(&args),
         Command::Mdm {
             command: MdmCommand::Eval { febrl },
         } => {
@@ -301,6 +312,9 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let report = mapping::mdm::febrl::eval(&paths).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq { command } => {
+            integration_hub::dlq::cli::run(command, &mut std::io::stdout()).await
         }
         Command::SandboxCrm { listen, token } => {
             let mut crm = integration_hub::sandbox_crm::SandboxCrm::new();

@@ -396,6 +396,8 @@ mod tests {
             sources: parsed.sources,
             sinks: Vec::new(),
             compliance: None,
+            master_data: None,
+            quality: None,
         }
     }
 

@@ -8,7 +8,28 @@
 //!   sandbox has a token, `Authorization: Bearer <token>`. Answers `201` when the contact is
 //!   created, `200` when it is updated, both with `{ "id", "external_id", "version" }`.
 //!   The CRM id is assigned on first create and never changes.
-//! - `GET /contacts/{external_id}`: the stored contact, or `404`.
+//!   A `PUT` replaces only `fields`, what the integration owns; the contact's `crm_fields`
+//!   (what staff type in the CRM: notes, consent, preferences) are never touched by it. A
+//!   `PUT` to the external id of a contact merged into another is refused with `409`
+//!   `merged` (the body also names `merged_into`): a merged contact is never recreated.
+//! - `PATCH /contacts/{external_id}/crm-fields` with a JSON object simulates staff editing
+//!   the contact in the CRM: its keys are merged into `crm_fields`, a `null` value removes a
+//!   key. Same token as `PUT`; `200` with the contact, `404` for an unknown contact, `409`
+//!   `merged` for a merged one, `400` for a body that is not a JSON object.
+//! - `POST /contacts/{survivor}/merge` with `{ "from": "<loser>", "envelope_id": "..." }`
+//!   and the same `Idempotency-Key` and token rules as `PUT` merges the loser into the
+//!   survivor: the loser's `crm_fields` the survivor lacks are copied to it (staff data is
+//!   not lost), the loser leaves the live contacts and stays as a tombstone whose
+//!   `merged_into` names the survivor, and the survivor's `merged_from` gains the loser.
+//!   Answers `200` `{ "id", "external_id", "merged": true }` (ids of the survivor). It is
+//!   idempotent: a loser that does not exist, or was already merged into this survivor,
+//!   gives `200` with `"merged": false`. A survivor that does not exist gives `404`
+//!   `not_found` (the caller creates it first); a loser merged into another contact, or a
+//!   survivor that was itself merged away, `409` (`conflict`, `merged`); survivor and loser
+//!   the same, `422` `same_contact`.
+//! - `GET /contacts/{external_id}`: the contact with both `fields` and `crm_fields`, or
+//!   `404`. A merged contact is answered `200` with its tombstone: `merged_into` set (it is
+//!   `null` on live contacts), the state it had when it was merged.
 //! - Errors carry `{ "error": "<code>", "message": "..." }`: `400` for a body that is not
 //!   JSON or a missing `Idempotency-Key`, `401` for a missing or wrong token, `422` for a body
 //!   without the required fields, an `external_id` that differs from the path or an
@@ -24,18 +45,24 @@
 //! same size) over the `/contacts` routes; a request over it gets `429` and a `Retry-After`
 //! of the whole seconds until the next token.
 //!
-//! Faults, queued in order and consumed by `PUT /contacts/...` requests only, before
-//! anything else is looked at: `status` answers with that status (nothing is applied),
+//! Faults, queued in order and consumed by the writes of the integration (`PUT
+//! /contacts/...` and `POST /contacts/.../merge`) only, before anything else is looked at: `status` answers with that status (nothing is applied),
 //! `rate_limit` answers `429` with the given `Retry-After`, `delay` applies the write at once
 //! but holds the answer back for the given time — the "committed, but the caller timed out"
 //! case. They are injected with the Rust methods or with `POST /_sandbox/faults`:
 //! `{ "kind": "status", "status": 503, "count": 5 }`,
 //! `{ "kind": "rate_limit", "retry_after_secs": 1, "count": 3 }`,
 //! `{ "kind": "delay", "millis": 15000, "count": 2 }`, `{ "kind": "clear" }`
-//! (`count` defaults to 1). `GET /_sandbox/stats` returns the counters and
-//! `GET /_sandbox/contacts` every stored contact. The admin routes need no token.
+//! (`count` defaults to 1). A `key_status` fault,
+//! `{ "kind": "key_status", "external_id": "C1", "status": 503, "count": 6 }`, answers only
+//! the next `count` writes of that one contact (upserts of it, merges into it) with `status`,
+//! ahead of the queue, and leaves every other contact alone: one record stuck while the
+//! rest of the CRM works. `GET /_sandbox/stats` returns the counters and
+//! `GET /_sandbox/contacts` every stored contact, merged ones included. The admin routes
+//! need no token.
 //!
-//! Contact fields are customer data: they are never logged, and `Debug` hides them.
+//! Contact fields and CRM fields are customer data: they are never logged, and `Debug`
+//! hides them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -47,10 +74,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 /// A contact as the sandbox stores it.
@@ -66,8 +93,18 @@ pub struct StoredContact {
     pub source: String,
     /// The envelope of the last write.
     pub envelope_id: String,
-    /// The fields of the last write.
+    /// The fields of the last write: what the integration owns.
     pub fields: Value,
+    /// The fields staff edit in the CRM (an object); a `PUT` never changes them.
+    #[serde(default = "empty_object")]
+    pub crm_fields: Value,
+    /// For a merged contact (a tombstone), the external id of the contact it was merged
+    /// into; `None` for a live contact.
+    #[serde(default)]
+    pub merged_into: Option<String>,
+    /// The external ids of the contacts merged into this one, oldest first.
+    #[serde(default)]
+    pub merged_from: Vec<String>,
     /// How many writes this contact received.
     pub writes: u64,
     /// When the contact was created.
@@ -79,6 +116,7 @@ pub struct StoredContact {
 impl std::fmt::Debug for StoredContact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let field_count = self.fields.as_object().map_or(0, serde_json::Map::len);
+        let crm_field_count = self.crm_fields.as_object().map_or(0, serde_json::Map::len);
         f.debug_struct("StoredContact")
             .field("id", &self.id)
             .field("external_id", &self.external_id)
@@ -86,6 +124,12 @@ impl std::fmt::Debug for StoredContact {
             .field("source", &self.source)
             .field("envelope_id", &self.envelope_id)
             .field("fields", &format_args!("<{field_count} fields hidden>"))
+            .field(
+                "crm_fields",
+                &format_args!("<{crm_field_count} fields hidden>"),
+            )
+            .field("merged_into", &self.merged_into)
+            .field("merged_from", &self.merged_from)
             .field("writes", &self.writes)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -93,11 +137,27 @@ impl std::fmt::Debug for StoredContact {
     }
 }
 
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
 /// The counters of `GET /_sandbox/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxStats {
-    /// Contacts stored.
+    /// Live contacts (merged ones are not counted).
     pub contacts: usize,
+    /// Contacts merged into another, kept as tombstones.
+    #[serde(default)]
+    pub merged_contacts: usize,
+    /// Merges applied (a merge answered `"merged": false` is not counted).
+    #[serde(default)]
+    pub merges: u64,
+    /// Accepted `PATCH .../crm-fields` requests (simulated staff edits).
+    #[serde(default)]
+    pub crm_field_edits: u64,
+    /// Requests refused with `409` (writes to a merged contact, conflicting merges).
+    #[serde(default)]
+    pub conflicts: u64,
     /// Writes applied (every accepted `PUT`).
     pub writes: u64,
     /// Accepted `PUT`s whose version was lower than the stored one.
@@ -137,6 +197,17 @@ pub enum FaultSpec {
         /// How long to hold the answer back.
         millis: u64,
         /// How many requests it applies to.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// Answer the next `count` writes of the contact `external_id` (upserts of it and merges
+    /// into it) with `status` and apply nothing; other contacts are not affected.
+    KeyStatus {
+        /// The contact whose writes fail.
+        external_id: String,
+        /// The HTTP status to answer with.
+        status: u16,
+        /// How many of its writes it applies to.
         #[serde(default = "one")]
         count: u32,
     },
@@ -188,7 +259,13 @@ impl TokenBucket {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Live contacts by external id.
     contacts: BTreeMap<String, StoredContact>,
+    /// Tombstones of merged contacts by external id; never in `contacts` at the same time.
+    merged: BTreeMap<String, StoredContact>,
+    merges: u64,
+    crm_field_edits: u64,
+    conflicts: u64,
     next_id: u64,
     total_writes: u64,
     version_regressions: u64,
@@ -199,9 +276,26 @@ struct Inner {
     token: Option<String>,
     bucket: Option<TokenBucket>,
     faults: VecDeque<(Fault, u32)>,
+    /// Faults of single contacts by external id, each queue served in order.
+    key_faults: BTreeMap<String, VecDeque<(StatusCode, u32)>>,
 }
 
 impl Inner {
+    /// Consumes one use of the first fault queued for `external_id`.
+    fn next_key_fault(&mut self, external_id: &str) -> Option<StatusCode> {
+        let queue = self.key_faults.get_mut(external_id)?;
+        let (status, left) = queue.front_mut()?;
+        let status = *status;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            queue.pop_front();
+        }
+        if queue.is_empty() {
+            self.key_faults.remove(external_id);
+        }
+        Some(status)
+    }
+
     /// Consumes one use of the first queued fault.
     fn next_fault(&mut self) -> Option<Fault> {
         let (fault, left) = self.faults.front_mut()?;
@@ -241,6 +335,71 @@ impl Inner {
             "unauthorized",
             "a valid bearer token is required",
         ))
+    }
+
+    /// The live contact or, failing that, the tombstone with this external id.
+    fn find(&self, external_id: &str) -> Option<&StoredContact> {
+        self.contacts
+            .get(external_id)
+            .or_else(|| self.merged.get(external_id))
+    }
+
+    /// The `409 merged` answer when `external_id` was merged into another contact.
+    fn refuse_merged(&mut self, external_id: &str) -> Result<(), Refusal> {
+        let Some(into) = self
+            .merged
+            .get(external_id)
+            .and_then(|t| t.merged_into.clone())
+        else {
+            return Ok(());
+        };
+        self.conflicts += 1;
+        Err(Refusal {
+            merged_into: Some(into),
+            ..error(
+                StatusCode::CONFLICT,
+                "merged",
+                "the contact was merged into another contact",
+            )
+        })
+    }
+
+    /// Applies a staff edit to a live contact's `crm_fields`: keys are merged, `null`
+    /// removes a key.
+    fn edit_crm_fields(
+        &mut self,
+        external_id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<StoredContact, Refusal> {
+        self.refuse_merged(external_id)?;
+        let Some(contact) = self.contacts.get_mut(external_id) else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no contact with this external id",
+            ));
+        };
+        let mut fields = take_object(&mut contact.crm_fields);
+        for (key, value) in patch {
+            if value.is_null() {
+                fields.remove(&key);
+            } else {
+                fields.insert(key, value);
+            }
+        }
+        contact.crm_fields = Value::Object(fields);
+        contact.updated_at = Utc::now();
+        self.crm_field_edits += 1;
+        Ok(contact.clone())
+    }
+}
+
+/// Takes the object out of `value` (an empty one if it holds anything else); the caller
+/// puts it back.
+fn take_object(value: &mut Value) -> Map<String, Value> {
+    match std::mem::take(value) {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }
 }
 
@@ -284,6 +443,23 @@ impl SandboxCrm {
         let (fault, count) = match fault {
             FaultSpec::Clear => {
                 inner.faults.clear();
+                inner.key_faults.clear();
+                return;
+            }
+            FaultSpec::KeyStatus {
+                external_id,
+                status,
+                count,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if count > 0 {
+                    inner
+                        .key_faults
+                        .entry(external_id)
+                        .or_default()
+                        .push_back((status, count));
+                }
                 return;
             }
             FaultSpec::Status { status, count } => {
@@ -325,32 +501,65 @@ impl SandboxCrm {
         });
     }
 
+    /// Answers the next `count` writes of the contact `external_id` with `status`.
+    pub fn inject_key_status(&self, external_id: &str, status: u16, count: u32) {
+        self.inject(FaultSpec::KeyStatus {
+            external_id: external_id.to_owned(),
+            status,
+            count,
+        });
+    }
+
     /// Drops every queued fault.
     pub fn clear_faults(&self) {
         self.inject(FaultSpec::Clear);
     }
 
-    /// How many requests the queued faults will still answer.
+    /// How many requests the queued faults (those of single contacts included) will still
+    /// answer.
     pub fn pending_faults(&self) -> u64 {
-        self.lock().faults.iter().map(|(_, n)| u64::from(*n)).sum()
+        let inner = self.lock();
+        let queued: u64 = inner.faults.iter().map(|(_, n)| u64::from(*n)).sum();
+        let keyed: u64 = inner
+            .key_faults
+            .values()
+            .flatten()
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        queued + keyed
     }
 
-    /// The stored contact with this external id.
+    /// The contact with this external id: the live one, or the tombstone of a merged one
+    /// (`merged_into` set).
     pub fn contact(&self, external_id: &str) -> Option<StoredContact> {
-        self.lock().contacts.get(external_id).cloned()
+        self.lock().find(external_id).cloned()
     }
 
-    /// How many contacts are stored.
+    /// How many live contacts there are (merged ones are not counted).
     pub fn contacts_len(&self) -> usize {
         self.lock().contacts.len()
     }
 
-    /// How many writes this external id received.
+    /// Every live contact, ordered by external id.
+    pub fn live_contacts(&self) -> Vec<StoredContact> {
+        self.lock().contacts.values().cloned().collect()
+    }
+
+    /// Applies a staff edit to the `crm_fields` of a live contact, as `PATCH
+    /// /contacts/{external_id}/crm-fields` does (keys merged, `null` removes a key), without
+    /// the token and rate limit. The contact afterwards, or `None` when there is no live
+    /// contact with this external id.
+    pub fn crm_fields_set(
+        &self,
+        external_id: &str,
+        patch: Map<String, Value>,
+    ) -> Option<StoredContact> {
+        self.lock().edit_crm_fields(external_id, patch).ok()
+    }
+
+    /// How many writes this external id received (live or merged).
     pub fn writes_for(&self, external_id: &str) -> u64 {
-        self.lock()
-            .contacts
-            .get(external_id)
-            .map_or(0, |c| c.writes)
+        self.lock().find(external_id).map_or(0, |c| c.writes)
     }
 
     /// How many writes were applied in all.
@@ -373,6 +582,10 @@ impl SandboxCrm {
         let inner = self.lock();
         SandboxStats {
             contacts: inner.contacts.len(),
+            merged_contacts: inner.merged.len(),
+            merges: inner.merges,
+            crm_field_edits: inner.crm_field_edits,
+            conflicts: inner.conflicts,
             writes: inner.total_writes,
             version_regressions: inner.version_regressions,
             replays: inner.replays,
@@ -382,9 +595,18 @@ impl SandboxCrm {
         }
     }
 
-    /// Every stored contact, ordered by external id.
+    /// Every stored contact, live ones and tombstones of merged ones, ordered by external
+    /// id.
     pub fn snapshot(&self) -> Vec<StoredContact> {
-        self.lock().contacts.values().cloned().collect()
+        let inner = self.lock();
+        let mut all: Vec<StoredContact> = inner
+            .contacts
+            .values()
+            .chain(inner.merged.values())
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        all
     }
 
     /// The HTTP routes of this sandbox.
@@ -418,9 +640,18 @@ impl SandboxCrm {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Faults and rate limit in front of a write: an answer, or the delay to apply.
-    fn gate_put(&self) -> Result<Option<Duration>, Refusal> {
+    /// Faults and rate limit in front of a write (upsert or merge) of the contact
+    /// `external_id`: an answer, or the delay to apply.
+    fn gate_write(&self, external_id: &str) -> Result<Option<Duration>, Refusal> {
         let mut inner = self.lock();
+        if let Some(status) = inner.next_key_fault(external_id) {
+            inner.faults_served += 1;
+            return Err(error(
+                status,
+                "injected_fault",
+                "fault injected by the sandbox for this contact",
+            ));
+        }
         let delay = match inner.next_fault() {
             Some(Fault::Status(status)) => {
                 inner.faults_served += 1;
@@ -454,6 +685,9 @@ impl SandboxCrm {
                 return refusal.into_response();
             }
         };
+        if let Err(refusal) = inner.refuse_merged(&upsert.external_id) {
+            return refusal.into_response();
+        }
         let now = Utc::now();
         let inner = &mut *inner;
         inner.total_writes += 1;
@@ -471,6 +705,9 @@ impl SandboxCrm {
                     source: String::new(),
                     envelope_id: String::new(),
                     fields: Value::Null,
+                    crm_fields: empty_object(),
+                    merged_into: None,
+                    merged_from: Vec::new(),
                     writes: 0,
                     created_at: now,
                     updated_at: now,
@@ -500,12 +737,110 @@ impl SandboxCrm {
         });
         (status, axum::Json(body)).into_response()
     }
+
+    /// Authorises, validates and applies one merge of `from` into `survivor_id`.
+    fn apply_merge(&self, survivor_id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Err(refusal) = inner.authorize(headers) {
+            return refusal.into_response();
+        }
+        let merge = match validate_merge(headers, body) {
+            Ok(m) => m,
+            Err(refusal) => {
+                inner.rejected += 1;
+                return refusal.into_response();
+            }
+        };
+        let loser_id = merge.from;
+        if loser_id == survivor_id {
+            inner.rejected += 1;
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "same_contact",
+                "a contact cannot be merged into itself",
+            )
+            .into_response();
+        }
+        let Some(survivor_crm_id) = inner.find(survivor_id).map(|c| c.id.clone()) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no contact with the survivor's external id",
+            )
+            .into_response();
+        };
+        let answer = |merged: bool| {
+            let body =
+                json!({ "id": survivor_crm_id, "external_id": survivor_id, "merged": merged });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        };
+        // A replay is answered before the survivor's own state is looked at, so repeating an
+        // old merge stays harmless after the survivor was merged on.
+        if let Some(into) = inner
+            .merged
+            .get(&loser_id)
+            .and_then(|t| t.merged_into.clone())
+        {
+            if into == survivor_id {
+                return answer(false);
+            }
+            inner.conflicts += 1;
+            return Refusal {
+                merged_into: Some(into),
+                ..error(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the contact to merge was merged into another contact",
+                )
+            }
+            .into_response();
+        }
+        if let Err(refusal) = inner.refuse_merged(survivor_id) {
+            return refusal.into_response();
+        }
+        let Some(mut loser) = inner.contacts.remove(&loser_id) else {
+            // Nothing to merge: the loser never reached the CRM.
+            return answer(false);
+        };
+        let Some(survivor) = inner.contacts.get_mut(survivor_id) else {
+            // The survivor was found live above under the same lock; this only keeps a slip
+            // in that reasoning from losing the loser.
+            inner.contacts.insert(loser_id, loser);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the survivor disappeared during the merge",
+            )
+            .into_response();
+        };
+        let now = Utc::now();
+        let mut kept = take_object(&mut survivor.crm_fields);
+        if let Value::Object(staff) = &loser.crm_fields {
+            for (key, value) in staff {
+                kept.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        survivor.crm_fields = Value::Object(kept);
+        survivor.merged_from.push(loser_id.clone());
+        survivor.updated_at = now;
+        loser.merged_into = Some(survivor_id.to_owned());
+        loser.updated_at = now;
+        inner.merged.insert(loser_id, loser);
+        inner.merges += 1;
+        answer(true)
+    }
 }
 
 /// The routes of the sandbox CRM over `state`.
 pub fn router(state: SandboxCrm) -> Router {
     Router::new()
         .route("/contacts/{external_id}", put(put_contact).get(get_contact))
+        .route(
+            "/contacts/{external_id}/crm-fields",
+            patch(patch_crm_fields),
+        )
+        .route("/contacts/{external_id}/merge", post(merge_contact))
         .route("/_sandbox/faults", post(post_fault))
         .route("/_sandbox/stats", get(get_stats))
         .route("/_sandbox/contacts", get(get_contacts))
@@ -523,6 +858,77 @@ pub async fn serve(
     Ok((local, crm, task))
 }
 
+struct Merge {
+    from: String,
+}
+
+/// Checks headers and body of a merge: `{ "from", "envelope_id" }` and an `Idempotency-Key`
+/// equal to `envelope_id`, as for a `PUT`.
+fn validate_merge(headers: &HeaderMap, body: &[u8]) -> Result<Merge, Refusal> {
+    let idempotency_key = idempotency_key(headers)?;
+    let mut body = json_object(body)?;
+    let from = take_text(&mut body, "from")?;
+    let envelope_id = take_text(&mut body, "envelope_id")?;
+    if let Some(extra) = body.keys().next() {
+        return Err(unprocessable(
+            "unknown_field",
+            &format!("{extra} is not a contact merge field"),
+        ));
+    }
+    if idempotency_key != envelope_id.as_bytes() {
+        return Err(unprocessable(
+            "idempotency_key_mismatch",
+            "Idempotency-Key differs from envelope_id",
+        ));
+    }
+    Ok(Merge { from })
+}
+
+fn unprocessable(code: &'static str, message: &str) -> Refusal {
+    error(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The non-empty `Idempotency-Key` of a write.
+fn idempotency_key(headers: &HeaderMap) -> Result<&[u8], Refusal> {
+    headers
+        .get("idempotency-key")
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "missing_idempotency_key",
+                "the Idempotency-Key header is required",
+            )
+        })
+}
+
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// Removes a required non-empty string from a request body.
+fn take_text(body: &mut Map<String, Value>, name: &str) -> Result<String, Refusal> {
+    match body.remove(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(unprocessable(
+            "invalid_field",
+            &format!("{name} must be a non-empty string"),
+        )),
+        None => Err(unprocessable(
+            "missing_field",
+            &format!("{name} is required"),
+        )),
+    }
+}
+
 struct Upsert {
     external_id: String,
     version: i64,
@@ -533,40 +939,11 @@ struct Upsert {
 
 /// Checks headers and body of a write; the answer to send back when they are wrong.
 fn validate(path_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Upsert, Refusal> {
-    let unprocessable =
-        |code: &'static str, message: &str| error(StatusCode::UNPROCESSABLE_ENTITY, code, message);
-    let Some(idempotency_key) = headers
-        .get("idempotency-key")
-        .map(HeaderValue::as_bytes)
-        .filter(|v| !v.is_empty())
-    else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "missing_idempotency_key",
-            "the Idempotency-Key header is required",
-        ));
-    };
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(body) else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "the body must be a JSON object",
-        ));
-    };
-    let mut text = |name: &str| match body.remove(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(_) => Err(unprocessable(
-            "invalid_field",
-            &format!("{name} must be a non-empty string"),
-        )),
-        None => Err(unprocessable(
-            "missing_field",
-            &format!("{name} is required"),
-        )),
-    };
-    let external_id = text("external_id")?;
-    let source = text("source")?;
-    let envelope_id = text("envelope_id")?;
+    let idempotency_key = idempotency_key(headers)?;
+    let mut body = json_object(body)?;
+    let external_id = take_text(&mut body, "external_id")?;
+    let source = take_text(&mut body, "source")?;
+    let envelope_id = take_text(&mut body, "envelope_id")?;
     let version = match body.remove("version") {
         Some(v) => v
             .as_i64()
@@ -611,7 +988,7 @@ async fn put_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delay = match crm.gate_put() {
+    let delay = match crm.gate_write(&external_id) {
         Ok(delay) => delay,
         Err(answer) => return answer.into_response(),
     };
@@ -639,7 +1016,7 @@ async fn get_contact(
         if let Err(answer) = inner.authorize(&headers) {
             return answer.into_response();
         }
-        inner.contacts.get(&external_id).cloned()
+        inner.find(&external_id).cloned()
     };
     match found {
         Some(contact) => (StatusCode::OK, axum::Json(contact)).into_response(),
@@ -652,6 +1029,53 @@ async fn get_contact(
     }
 }
 
+async fn patch_crm_fields(
+    State(crm): State<SandboxCrm>,
+    Path(external_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = crm.lock();
+    if let Err(answer) = inner.rate_limit() {
+        return answer.into_response();
+    }
+    if let Err(answer) = inner.authorize(&headers) {
+        return answer.into_response();
+    }
+    let patch = match json_object(&body) {
+        Ok(patch) => patch,
+        Err(answer) => {
+            inner.rejected += 1;
+            return answer.into_response();
+        }
+    };
+    match inner.edit_crm_fields(&external_id, patch) {
+        Ok(contact) => (StatusCode::OK, axum::Json(contact)).into_response(),
+        Err(answer) => answer.into_response(),
+    }
+}
+
+async fn merge_contact(
+    State(crm): State<SandboxCrm>,
+    Path(survivor): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let delay = match crm.gate_write(&survivor) {
+        Ok(delay) => delay,
+        Err(answer) => return answer.into_response(),
+    };
+    let answer = crm.apply_merge(&survivor, &headers, &body);
+    tracing::debug!(
+        status = answer.status().as_u16(),
+        "sandbox crm: contact merge"
+    );
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
 async fn post_fault(State(crm): State<SandboxCrm>, body: Bytes) -> Response {
     let spec: FaultSpec = match serde_json::from_slice(&body) {
         Ok(spec) => spec,
@@ -659,12 +1083,16 @@ async fn post_fault(State(crm): State<SandboxCrm>, body: Bytes) -> Response {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_fault",
-                "expected {\"kind\": \"status\"|\"rate_limit\"|\"delay\"|\"clear\", ...}",
+                "expected {\"kind\": \"status\"|\"key_status\"|\"rate_limit\"|\"delay\"|\"clear\", ...}",
             )
             .into_response();
         }
     };
-    if matches!(spec, FaultSpec::Status { status, .. } if !(100..=599).contains(&status)) {
+    let status = match &spec {
+        FaultSpec::Status { status, .. } | FaultSpec::KeyStatus { status, .. } => Some(*status),
+        _ => None,
+    };
+    if status.is_some_and(|status| !(100..=599).contains(&status)) {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_fault",
@@ -689,18 +1117,23 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
 }
 
-/// An error answer: `{ "error": code, "message": message }`, maybe with `Retry-After`.
+/// An error answer: `{ "error": code, "message": message }`, maybe with `Retry-After`, and
+/// with `merged_into` when the contact was merged into another.
 #[derive(Debug)]
 struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
     retry_after_secs: Option<u64>,
+    merged_into: Option<String>,
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code, "message": self.message });
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let (Some(into), Value::Object(map)) = (self.merged_into, &mut body) {
+            map.insert("merged_into".to_owned(), Value::String(into));
+        }
         let mut answer = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             answer
@@ -717,6 +1150,7 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
         code,
         message: message.into(),
         retry_after_secs: None,
+        merged_into: None,
     }
 }
 
@@ -735,7 +1169,7 @@ fn rate_limited(retry_after_secs: u64) -> Refusal {
 mod tests {
     use super::*;
 
-    use adapters::crm::rest::{ContactUpsert, CrmError, CrmRestClient, CrmRestConfig};
+    use adapters::crm::rest::{ContactUpsert, CrmError, CrmRestClient, CrmRestConfig, MergeAck};
 
     fn http() -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -935,6 +1369,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_key_fault_answers_only_that_contact_then_lets_it_through() {
+        let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
+        crm.inject_key_status("STUCK", 503, 2);
+        crm.inject_status(502, 1);
+        assert_eq!(crm.pending_faults(), 3);
+        let c = client(addr, None);
+        // The contact's own fault comes first; the queue is left for the others.
+        let err = c.upsert(&upsert("STUCK", 1)).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        let err = c.upsert(&upsert("OTHER", 1)).await.unwrap_err();
+        assert_eq!(err.status(), Some(502));
+        c.upsert(&upsert("OTHER", 1)).await.unwrap();
+        let err = c.upsert(&upsert("STUCK", 1)).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        assert_eq!(crm.pending_faults(), 0);
+        c.upsert(&upsert("STUCK", 1)).await.unwrap();
+        let stats = crm.stats();
+        assert_eq!((stats.faults_served, stats.writes), (3, 2));
+
+        // Over HTTP, and cleared with the rest.
+        let res = http()
+            .post(format!("http://{addr}/_sandbox/faults"))
+            .json(&json!({ "kind": "key_status", "external_id": "X", "status": 500, "count": 4 }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(crm.pending_faults(), 4);
+        crm.clear_faults();
+        assert_eq!(crm.pending_faults(), 0);
+    }
+
+    #[tokio::test]
     async fn faults_over_http_and_clear() {
         let (addr, crm, _task) = serve("127.0.0.1:0").await.unwrap();
         let faults = format!("http://{addr}/_sandbox/faults");
@@ -1042,6 +1509,360 @@ mod tests {
         for i in 0..10 {
             c.upsert(&upsert(&format!("S{i}"), 1)).await.unwrap();
         }
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// `PATCH /contacts/{id}/crm-fields` as staff would, with the token `tkn`.
+    async fn staff_edit(c: &CrmRestClient, external_id: &str, body: Value) -> reqwest::Response {
+        http()
+            .patch(format!("{}/crm-fields", c.contact_url(external_id)))
+            .bearer_auth("tkn")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A sandbox with the token `tkn` and live contacts `G1`, `G2`, `G3`, each with staff
+    /// notes; `G2` also has a marketing consent.
+    async fn three_contacts() -> (SandboxCrm, CrmRestClient, JoinHandle<()>) {
+        let crm = SandboxCrm::new().with_token("tkn");
+        let (addr, task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, Some("tkn"));
+        for id in ["G1", "G2", "G3"] {
+            c.upsert(&upsert(id, 1)).await.unwrap();
+            crm.crm_fields_set(id, object(json!({ "notes": format!("called {id}") })))
+                .unwrap();
+        }
+        crm.crm_fields_set("G2", object(json!({ "marketing_consent": true })))
+            .unwrap();
+        (crm, c, task)
+    }
+
+    #[tokio::test]
+    async fn crm_fields_survive_put_and_staff_edits_merge_keys() {
+        let (crm, c, _task) = three_contacts().await;
+        let res = staff_edit(
+            &c,
+            "G1",
+            json!({ "contact_preferences": "email", "notes": null, "vip": "Иванов" }),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let edited: Value = res.json().await.unwrap();
+        assert_eq!(
+            edited["crm_fields"],
+            json!({ "contact_preferences": "email", "vip": "Иванов" })
+        );
+
+        let mut next = upsert("G1", 2);
+        next.fields = json!({ "last_name": "Сидорова" });
+        let ack = c.upsert(&next).await.unwrap();
+        assert!(!ack.created);
+        let stored = crm.contact("G1").unwrap();
+        assert_eq!(
+            stored.fields,
+            json!({ "last_name": "Сидорова" }),
+            "fields replaced"
+        );
+        assert_eq!(
+            stored.crm_fields,
+            json!({ "contact_preferences": "email", "vip": "Иванов" }),
+            "a PUT never touches crm_fields"
+        );
+        let debug = format!("{stored:?}");
+        assert!(
+            !debug.contains("Иванов") && !debug.contains("email") && !debug.contains("Сидорова"),
+            "{debug}"
+        );
+        assert!(debug.contains("<2 fields hidden>"), "{debug}");
+
+        let got: Value = http()
+            .get(c.contact_url("G1"))
+            .bearer_auth("tkn")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["fields"]["last_name"], "Сидорова");
+        assert_eq!(got["crm_fields"]["contact_preferences"], "email");
+        assert_eq!(
+            (got["merged_into"].clone(), got["merged_from"].clone()),
+            (Value::Null, json!([]))
+        );
+
+        assert_eq!(
+            staff_edit(&c, "nobody", json!({ "a": 1 })).await.status(),
+            404
+        );
+        let res = staff_edit(&c, "G1", json!(["not", "an", "object"])).await;
+        assert_eq!(res.status(), 400);
+        let res = http()
+            .patch(format!("{}/crm-fields", c.contact_url("G1")))
+            .json(&json!({ "notes": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "same token as PUT");
+        let stats = crm.stats();
+        assert_eq!(
+            (stats.crm_field_edits, stats.rejected, stats.writes),
+            (5, 2, 4)
+        );
+        assert!(crm.crm_fields_set("nobody", Map::new()).is_none());
+    }
+
+    #[tokio::test]
+    async fn merge_applies_moves_crm_fields_and_leaves_a_tombstone() {
+        let (crm, c, _task) = three_contacts().await;
+        let survivor_id = crm.contact("G1").unwrap().id;
+        let (ack, attempts) = c.merge_with_retry("G1", "G2", "env-m1").await.unwrap();
+        assert_eq!(attempts, 1);
+        assert_eq!(
+            ack,
+            MergeAck {
+                merged: true,
+                id: Some(survivor_id)
+            }
+        );
+
+        let survivor = crm.contact("G1").unwrap();
+        assert_eq!(
+            survivor.crm_fields,
+            json!({ "notes": "called G1", "marketing_consent": true }),
+            "the survivor's own notes win; what it lacked comes from the loser"
+        );
+        assert_eq!(survivor.merged_from, ["G2"]);
+        assert_eq!(survivor.merged_into, None);
+        let loser = crm.contact("G2").unwrap();
+        assert_eq!(loser.merged_into.as_deref(), Some("G1"));
+        assert_eq!(loser.writes, 1, "the tombstone keeps its history");
+
+        let live: Vec<String> = crm
+            .live_contacts()
+            .into_iter()
+            .map(|c| c.external_id)
+            .collect();
+        assert_eq!(live, ["G1", "G3"]);
+        assert_eq!(crm.contacts_len(), 2);
+        assert_eq!(crm.snapshot().len(), 3, "the snapshot includes tombstones");
+        let stats = crm.stats();
+        assert_eq!(
+            (stats.contacts, stats.merged_contacts, stats.merges),
+            (2, 1, 1)
+        );
+
+        let res = http()
+            .get(c.contact_url("G2"))
+            .bearer_auth("tkn")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "a merged contact is answered with its tombstone"
+        );
+        let got: Value = res.json().await.unwrap();
+        assert_eq!(got["merged_into"], "G1");
+        let all: Vec<StoredContact> = http()
+            .get(format!("{}/_sandbox/contacts", c.config().base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn merge_replay_and_missing_loser_are_not_merges() {
+        let (crm, c, _task) = three_contacts().await;
+        assert!(c.merge("G1", "G2", "env-m1").await.unwrap().merged);
+        let replay = c.merge("G1", "G2", "env-m1").await.unwrap();
+        assert!(!replay.merged, "a replay changes nothing");
+        let missing = c.merge("G1", "never-delivered", "env-m2").await.unwrap();
+        assert!(!missing.merged);
+        assert_eq!(missing.id, replay.id);
+        // The survivor merged on: an old merge repeated is still a harmless replay.
+        assert!(c.merge("G3", "G1", "env-m3").await.unwrap().merged);
+        assert!(!c.merge("G1", "G2", "env-m1").await.unwrap().merged);
+        let stats = crm.stats();
+        assert_eq!(
+            (
+                stats.merges,
+                stats.contacts,
+                stats.merged_contacts,
+                stats.conflicts
+            ),
+            (2, 1, 2, 0)
+        );
+        let g3 = crm.contact("G3").unwrap();
+        assert_eq!(g3.merged_from, ["G1"]);
+        assert_eq!(
+            g3.crm_fields,
+            json!({ "notes": "called G3", "marketing_consent": true }),
+            "staff data carried along a chain of merges"
+        );
+    }
+
+    #[tokio::test]
+    async fn merge_conflicts_and_refusals() {
+        let (crm, c, _task) = three_contacts().await;
+        c.merge("G1", "G2", "env-m1").await.unwrap();
+
+        let err = c.merge_with_retry("G3", "G2", "env-m2").await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (Some(409), Some("conflict")));
+        assert_eq!(err.attempts(), Some(1), "permanent");
+        let err = c.merge_with_retry("G9", "G3", "env-m3").await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+        assert!(!err.is_transient());
+        let err = c.merge_with_retry("G2", "G3", "env-m4").await.unwrap_err();
+        assert!(err.is_merged(), "a survivor merged away: {err}");
+        assert!(
+            crm.contact("G3").unwrap().merged_into.is_none(),
+            "nothing applied"
+        );
+
+        let url = c.merge_url("G1");
+        let raw = |key: Option<&'static str>, body: Value| {
+            let mut req = http().post(&url).bearer_auth("tkn").json(&body);
+            if let Some(key) = key {
+                req = req.header("Idempotency-Key", key);
+            }
+            req.send()
+        };
+        let cases: Vec<(Option<&'static str>, Value, u16, &str)> = vec![
+            (
+                Some("e"),
+                json!({ "from": "G1", "envelope_id": "e" }),
+                422,
+                "same_contact",
+            ),
+            (
+                None,
+                json!({ "from": "G3", "envelope_id": "e" }),
+                400,
+                "missing_idempotency_key",
+            ),
+            (Some("e"), json!("G3"), 400, "invalid_json"),
+            (
+                Some("e"),
+                json!({ "envelope_id": "e" }),
+                422,
+                "missing_field",
+            ),
+            (
+                Some("e"),
+                json!({ "from": "", "envelope_id": "e" }),
+                422,
+                "invalid_field",
+            ),
+            (
+                Some("e"),
+                json!({ "from": "G3", "envelope_id": "e", "x": 1 }),
+                422,
+                "unknown_field",
+            ),
+            (
+                Some("f"),
+                json!({ "from": "G3", "envelope_id": "e" }),
+                422,
+                "idempotency_key_mismatch",
+            ),
+        ];
+        let before = crm.rejected();
+        for (key, body, status, code) in &cases {
+            let res = raw(*key, body.clone()).await.unwrap();
+            assert_eq!(res.status().as_u16(), *status, "{code}");
+            let answer: Value = res.json().await.unwrap();
+            assert_eq!(answer["error"], *code);
+        }
+        assert_eq!(crm.rejected() - before, cases.len() as u64);
+        let res = http()
+            .post(&url)
+            .header("Idempotency-Key", "e")
+            .json(&json!({ "from": "G3", "envelope_id": "e" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "same token as PUT");
+        let stats = crm.stats();
+        assert_eq!((stats.merges, stats.conflicts, stats.contacts), (1, 2, 2));
+    }
+
+    #[tokio::test]
+    async fn put_to_a_merged_contact_is_refused() {
+        let (crm, c, _task) = three_contacts().await;
+        c.merge("G1", "G2", "env-m1").await.unwrap();
+        let writes = crm.total_writes();
+        let err = c.upsert_with_retry(&upsert("G2", 2)).await.unwrap_err();
+        assert!(err.is_merged() && !err.is_transient(), "{err}");
+        assert_eq!(err.attempts(), Some(1));
+        let res = http()
+            .put(c.contact_url("G2"))
+            .bearer_auth("tkn")
+            .header("Idempotency-Key", "env-G2-3")
+            .json(&upsert("G2", 3))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409);
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(
+            (answer["error"].as_str(), answer["merged_into"].as_str()),
+            (Some("merged"), Some("G1"))
+        );
+        assert_eq!(crm.total_writes(), writes, "nothing written");
+        assert_eq!(crm.contact("G2").unwrap().version, 1);
+        assert_eq!(crm.contacts_len(), 2, "never recreated");
+        assert_eq!(
+            staff_edit(&c, "G2", json!({ "notes": "x" })).await.status(),
+            409
+        );
+        assert_eq!(crm.stats().conflicts, 3);
+    }
+
+    #[tokio::test]
+    async fn merges_pass_the_fault_gate_and_are_retried() {
+        let (crm, c, _task) = three_contacts().await;
+        crm.inject_status(503, 2);
+        crm.inject_rate_limit(1, 1);
+        let started = Instant::now();
+        let (ack, attempts) = c.merge_with_retry("G1", "G2", "env-m1").await.unwrap();
+        assert_eq!((attempts, ack.merged), (4, true));
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        assert_eq!((crm.stats().faults_served, crm.stats().merges), (3, 1));
+
+        // Applied, but the caller timed out: the retry is answered as a replay.
+        crm.inject_delay(Duration::from_millis(1500), 1);
+        let impatient = CrmRestClient::new(CrmRestConfig {
+            timeout_ms: 300,
+            ..c.config().clone()
+        })
+        .unwrap();
+        let (ack, attempts) = impatient
+            .merge_with_retry("G1", "G3", "env-m2")
+            .await
+            .unwrap();
+        assert_eq!((attempts, ack.merged), (2, false));
+        assert_eq!(
+            crm.contact("G3").unwrap().merged_into.as_deref(),
+            Some("G1")
+        );
+        assert_eq!(crm.stats().merges, 2);
     }
 
     #[test]

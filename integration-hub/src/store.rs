@@ -7,6 +7,8 @@
 //!   commits its bus offset, so an event re-delivered after a crash, or an older version
 //!   arriving late, is recognised and skipped: effects stay exactly-once and an older
 //!   version never overwrites a newer one.
+//! - **Dead-letter actions** record, per dead letter (`<partition>-<offset>` on the DLQ
+//!   topic), whether an operator replayed or discarded it, when and who (`crate::dlq`).
 //!
 //! Embedded SQLite (WAL, synchronous=FULL). Calls are blocking; async callers go through
 //! `tokio::task::spawn_blocking`.
@@ -41,6 +43,26 @@ pub struct LedgerEntry {
     pub rows: u64,
     pub events: u64,
     pub quarantined: u64,
+}
+
+/// What an operator did with a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqAction {
+    /// The dead letter: `<partition>-<offset>` on the DLQ topic.
+    pub id: String,
+    /// `replayed` or `discarded`.
+    pub action: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who, as given by the operator.
+    pub by: String,
+    /// For a replay: the topic the record was published to again.
+    pub replayed_to: Option<String>,
+    /// For a discard: why.
+    pub reason: Option<String>,
+    /// The envelope id the letter carried ('' if none), so an action is never applied to
+    /// another letter that later took the same position (a DLQ topic deleted and re-created).
+    pub envelope_id: String,
 }
 
 /// A version a sink delivered.
@@ -81,7 +103,10 @@ impl Store {
              CREATE TABLE IF NOT EXISTS webhook_seen (
                 source TEXT NOT NULL, event_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
                 PRIMARY KEY (source, event_id));
-             CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (source, seen_at);",
+             CREATE INDEX IF NOT EXISTS webhook_seen_at ON webhook_seen (source, seen_at);
+             CREATE TABLE IF NOT EXISTS dlq_actions (
+                id TEXT PRIMARY KEY, action TEXT NOT NULL, at TEXT NOT NULL, by TEXT NOT NULL,
+                replayed_to TEXT, reason TEXT, envelope_id TEXT NOT NULL DEFAULT '');",
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -274,6 +299,88 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The recorded action of each dead letter in `ids`, or `None`.
+    pub fn dlq_actions(&self, ids: &[String]) -> Result<Vec<Option<DlqAction>>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT action, at, by, replayed_to, reason, envelope_id FROM dlq_actions
+             WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                stmt.query_row(params![id], |r| {
+                    Ok(DlqAction {
+                        id: id.clone(),
+                        action: r.get(0)?,
+                        at: r.get(1)?,
+                        by: r.get(2)?,
+                        replayed_to: r.get(3)?,
+                        reason: r.get(4)?,
+                        envelope_id: r.get(5)?,
+                    })
+                })
+                .optional()?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records replays: each replaces whatever was recorded for its letter, since the record
+    /// was published again whatever happened before. Call only after the bus acknowledged it.
+    pub fn dlq_record_replays(&self, actions: &[DlqAction]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO dlq_actions (id, action, at, by, replayed_to, reason, envelope_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET
+                   action = excluded.action, at = excluded.at, by = excluded.by,
+                   replayed_to = excluded.replayed_to, reason = excluded.reason,
+                   envelope_id = excluded.envelope_id",
+            )?;
+            for a in actions {
+                stmt.execute(params![
+                    a.id,
+                    a.action,
+                    a.at,
+                    a.by,
+                    a.replayed_to,
+                    a.reason,
+                    a.envelope_id
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a discard unless an action for the same letter (same envelope id) is already
+    /// recorded; returns whether it was recorded. Atomic, so a discard never hides a replay
+    /// that raced with it.
+    pub fn dlq_record_discard(&self, action: &DlqAction) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "INSERT INTO dlq_actions (id, action, at, by, replayed_to, reason, envelope_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+               action = excluded.action, at = excluded.at, by = excluded.by,
+               replayed_to = excluded.replayed_to, reason = excluded.reason,
+               envelope_id = excluded.envelope_id
+             WHERE dlq_actions.envelope_id <> excluded.envelope_id",
+            params![
+                action.id,
+                action.action,
+                action.at,
+                action.by,
+                action.replayed_to,
+                action.reason,
+                action.envelope_id
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     /// Forgets the webhook ids of `source` accepted before `before_unix`; returns how many.

@@ -390,3 +390,190 @@ pub fn record_quarantined(stats: &Stats, source: &str, location: &str, field: &s
         "record quarantined"
     );
 }
+
+/// A party matched into the golden-record store; `action` says what it did.
+pub fn golden_ingested(source: &str, action: &str) {
+    counter!("hub_golden_events_total", "source" => source.to_string(), "action" => action.to_string())
+        .increment(1);
+}
+
+/// Golden records published to the golden topic.
+pub fn golden_published(n: u64) {
+    counter!("hub_golden_published_total").increment(n);
+}
+
+/// A party the golden stage cannot apply, sent to the dead-letter topic.
+pub fn golden_rejected(source: &str, reason: &str) {
+    counter!("hub_golden_rejected_total", "source" => source.to_string()).increment(1);
+    tracing::warn!(
+        event = "golden_rejected",
+        source,
+        reason,
+        "party sent to the dead-letter topic by the golden stage"
+    );
+}
+
+/// A CRM contact merged into another because their golden records merged.
+pub fn crm_merged(sink: &str, applied: bool) {
+    counter!("hub_sink_merges_total", "sink" => sink.to_string(), "applied" => applied.to_string())
+        .increment(1);
+}
+
+/// The HELP text of the dead-letter metrics, registered once (docs/metrics.md says the same).
+fn describe_dlq() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        metrics::describe_gauge!(
+            "hub_dlq_depth",
+            "Pending dead letters (neither replayed nor discarded), as of the last listing."
+        );
+        metrics::describe_counter!(
+            "hub_dlq_replays_total",
+            "Dead letters published again to their origin topic, by where they failed."
+        );
+        metrics::describe_counter!(
+            "hub_dlq_discards_total",
+            "Dead letters an operator discarded, by where they failed."
+        );
+    });
+}
+
+/// Pending dead letters, counted by a listing of the whole DLQ topic.
+pub fn dlq_depth(pending: u64) {
+    describe_dlq();
+    metrics::gauge!("hub_dlq_depth").set(pending as f64);
+}
+
+/// A dead letter published again to `to`. `failed_in` is `sink:<name>` or `stage:<name>`;
+/// `by` is who asked (an operator's name, not a customer's).
+pub fn dlq_replayed(id: &str, failed_in: &str, to: &str, by: &str) {
+    describe_dlq();
+    counter!("hub_dlq_replays_total", "failed_in" => failed_in.to_string()).increment(1);
+    tracing::info!(
+        event = "dlq_replayed",
+        id,
+        failed_in,
+        to,
+        by,
+        "dead letter replayed"
+    );
+}
+
+/// A dead letter discarded by `by` (the reason stays in the state store, not the log).
+pub fn dlq_discarded(id: &str, failed_in: &str, by: &str) {
+    describe_dlq();
+    counter!("hub_dlq_discards_total", "failed_in" => failed_in.to_string()).increment(1);
+    tracing::info!(
+        event = "dlq_discarded",
+        id,
+        failed_in,
+        by,
+        "dead letter discarded"
+    );
+}
+
+/// A record the CRM refused for a data conflict a person must resolve (several records with
+/// one external id, a duplicate rule): parked on the dead-letter topic marked `review`.
+pub fn sent_to_review(stats: &Stats, sink: &str, key: &str, reason: &str) {
+    bump(&stats.dead_lettered, 1);
+    counter!("hub_sink_records_review_total", "sink" => sink.to_string()).increment(1);
+    tracing::warn!(
+        event = "sent_to_review",
+        sink,
+        key,
+        reason,
+        "crm reported a data conflict; record parked for review"
+    );
+}
+
+/// The HELP text of the delivery-resilience metrics, registered once (docs/metrics.md says
+/// the same).
+fn describe_delivery() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        metrics::describe_gauge!(
+            "hub_sink_circuit_state",
+            "Circuit breaker of a sink: 0 closed, 1 half-open (one probe), 2 open (sending nothing)."
+        );
+        metrics::describe_counter!(
+            "hub_sink_circuit_transitions_total",
+            "Circuit breaker state changes, by the state entered."
+        );
+        metrics::describe_counter!(
+            "hub_sink_records_parked_total",
+            "Records parked on the sink's retry topic after their in-place retries, by attempt."
+        );
+        metrics::describe_gauge!(
+            "hub_sink_retry_waiting",
+            "Parked records the retry task holds, waiting for their retry time."
+        );
+        metrics::describe_counter!(
+            "hub_sink_retry_exhausted_total",
+            "Parked records that failed after the last retry delay and went to the dead-letter topic."
+        );
+    });
+}
+
+/// The breaker's state as a gauge (0 closed, 1 half-open, 2 open), without a transition.
+pub fn circuit_state(sink: &str, gauge: f64) {
+    describe_delivery();
+    metrics::gauge!("hub_sink_circuit_state", "sink" => sink.to_string()).set(gauge);
+}
+
+/// The breaker of `sink` entered state `to`; `open_for_secs` when it opened.
+pub fn circuit_changed(sink: &str, to: &'static str, gauge: f64, open_for_secs: Option<f64>) {
+    circuit_state(sink, gauge);
+    counter!("hub_sink_circuit_transitions_total", "sink" => sink.to_string(), "to" => to)
+        .increment(1);
+    match open_for_secs {
+        Some(open_for_secs) => tracing::warn!(
+            event = "circuit_opened",
+            sink,
+            open_for_secs,
+            "the crm failed as a whole; the sink sends nothing until a probe succeeds"
+        ),
+        None => tracing::info!(
+            event = "circuit_changed",
+            sink,
+            to,
+            "sink circuit breaker changed state"
+        ),
+    }
+}
+
+/// A record parked on the retry topic after its in-place retries, to be tried again at
+/// `retry_at` (RFC 3339). `attempt` counts parkings of this record (1 = first).
+pub fn record_parked(sink: &str, key: &str, attempt: u32, retry_at: &str, reason: &str) {
+    describe_delivery();
+    counter!("hub_sink_records_parked_total", "sink" => sink.to_string(), "attempt" => attempt.to_string())
+        .increment(1);
+    tracing::warn!(
+        event = "record_parked",
+        sink,
+        key,
+        attempt,
+        retry_at,
+        reason,
+        "record parked on the retry topic"
+    );
+}
+
+/// Parked records the retry task of `sink` holds until their retry time.
+pub fn retry_waiting(sink: &str, n: usize) {
+    describe_delivery();
+    metrics::gauge!("hub_sink_retry_waiting", "sink" => sink.to_string()).set(n as f64);
+}
+
+/// A parked record failed after the last retry delay; it goes to the dead-letter topic
+/// (counted there by [`dead_lettered`] too).
+pub fn retry_exhausted(sink: &str, key: &str, attempts: u32) {
+    describe_delivery();
+    counter!("hub_sink_retry_exhausted_total", "sink" => sink.to_string()).increment(1);
+    tracing::error!(
+        event = "retry_exhausted",
+        sink,
+        key,
+        attempts,
+        "record failed after its last retry delay"
+    );
+}

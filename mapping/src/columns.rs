@@ -5,6 +5,8 @@
 //! problem at once; [`BoundColumns::map_row`] then maps each data row, returning the party or
 //! every field error of that row (an invalid optional field is an error too, so bad data is
 //! quarantined rather than dropped). Cells are trimmed; an empty cell is absent.
+//! [`BoundColumns::map_row_lenient`] runs the same checks but keeps a row's party with its
+//! invalid values as text, for the data-quality report over raw rows.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
@@ -295,6 +297,17 @@ pub struct MappedParty {
     pub party: Party,
 }
 
+/// A row mapped by [`BoundColumns::map_row_lenient`]: the party with the row's invalid
+/// values kept as text, and every field error [`BoundColumns::map_row`] would report. Not a
+/// canonical party when `errors` is not empty: for measuring, never for publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LenientParty {
+    /// The party as far as the row could be read.
+    pub mapped: MappedParty,
+    /// Every field error of the row; empty when `map_row` would accept it.
+    pub errors: Vec<FieldError>,
+}
+
 /// Columns resolved against one header row; maps that file's data rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundColumns {
@@ -342,6 +355,7 @@ fn parse_kind(v: &str) -> Result<PartyKind, FieldError> {
 }
 
 /// Validates each `,`-separated entry of a cell, numbering entries in errors when several.
+/// An invalid entry is reported and kept as written (see [`BoundColumns::map_row_lenient`]).
 fn list(
     cell: &str,
     check: fn(&str) -> Result<String, FieldError>,
@@ -362,6 +376,9 @@ fn list(
                     err.reason = format!("entry {} of {}: {}", i + 1, entries.len(), err.reason);
                 }
                 errors.push(err);
+                if !out.iter().any(|o| o == e) {
+                    out.push((*e).to_string());
+                }
             }
         }
     }
@@ -383,6 +400,27 @@ impl BoundColumns {
         row: &[String],
         today: NaiveDate,
     ) -> Result<MappedParty, Vec<FieldError>> {
+        let lenient = self.map_row_lenient(row, today)?;
+        if lenient.errors.is_empty() {
+            Ok(lenient.mapped)
+        } else {
+            Err(lenient.errors)
+        }
+    }
+
+    /// Maps one data row for measuring the raw data (the data-quality report): the same
+    /// checks as [`BoundColumns::map_row`], but a row with field errors still yields its
+    /// party. A value that fails its validator (INN, SNILS, OGRN, passport, postal code,
+    /// a phone or e-mail entry) stays in the party as its trimmed source text, so a report
+    /// can count it as present and invalid; a version, kind or birth date that cannot be
+    /// read is left out (the kind is then a person); a missing key is an empty key. Only a
+    /// row whose cell count differs from the header has no party (the `Err`), since its
+    /// cells cannot be told apart.
+    pub fn map_row_lenient(
+        &self,
+        row: &[String],
+        today: NaiveDate,
+    ) -> Result<LenientParty, Vec<FieldError>> {
         if row.len() != self.width {
             return Err(vec![FieldError::new(
                 "row",
@@ -391,23 +429,24 @@ impl BoundColumns {
         }
         let mut errors = Vec::new();
         let cell = |f| self.cell(row, f);
-        let mut check = |f: Field, r: Result<String, FieldError>| match r {
+        // An invalid value is reported and kept as written: `map_row` drops the whole party
+        // on any error, the lenient caller wants to see the value.
+        let mut check = |f: Field, v: &str, r: Result<String, FieldError>| match r {
             Ok(v) => Some(v),
             Err(e) => {
                 errors.push(e.in_field(f.name()));
-                None
+                Some(v.to_string())
             }
         };
 
         let key = cell(Field::Key).map(str::to_string);
-        let inn = cell(Field::Inn).and_then(|v| check(Field::Inn, validate::inn(v)));
-        let snils = cell(Field::Snils).and_then(|v| check(Field::Snils, validate::snils(v)));
-        let ogrn = cell(Field::Ogrn).and_then(|v| check(Field::Ogrn, validate::ogrn(v)));
+        let inn = cell(Field::Inn).and_then(|v| check(Field::Inn, v, validate::inn(v)));
+        let snils = cell(Field::Snils).and_then(|v| check(Field::Snils, v, validate::snils(v)));
+        let ogrn = cell(Field::Ogrn).and_then(|v| check(Field::Ogrn, v, validate::ogrn(v)));
         let passport =
-            cell(Field::Passport).and_then(|v| check(Field::Passport, validate::passport(v)));
+            cell(Field::Passport).and_then(|v| check(Field::Passport, v, validate::passport(v)));
         let postal_code = cell(Field::PostalCode)
-            .and_then(|v| check(Field::PostalCode, validate::postal_code(v)));
-
+            .and_then(|v| check(Field::PostalCode, v, validate::postal_code(v)));
         let version = cell(Field::Version).and_then(|v| match parse_version(v) {
             Ok(n) => Some(n),
             Err(e) => {
@@ -483,8 +522,9 @@ impl BoundColumns {
             }
         }
 
-        match key {
-            Some(key) if errors.is_empty() => Ok(MappedParty {
+        let key = key.unwrap_or_default();
+        Ok(LenientParty {
+            mapped: MappedParty {
                 version,
                 party: Party {
                     kind,
@@ -505,9 +545,9 @@ impl BoundColumns {
                     status: cell(Field::Status).map(text),
                 },
                 key,
-            }),
-            _ => Err(errors),
-        }
+            },
+            errors,
+        })
     }
 }
 
@@ -762,6 +802,66 @@ mod tests {
                 assert!(!e.reason.contains(v), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn lenient_mapping_keeps_invalid_values_as_text() {
+        let mut row = person_row();
+        row[0] = String::new();
+        row[1] = "вчера".into();
+        row[2] = "ИП".into();
+        row[7] = " 500100732258 ".into();
+        row[11] = "14.03.2085".into();
+        row[12] = "8 912 345 67 89, 12345, 12345".into();
+        row[13] = "ivan.mail.ru".into();
+        let l = bound().map_row_lenient(&row, today()).unwrap();
+        // The same errors the strict mapping reports.
+        assert_eq!(l.errors, bound().map_row(&row, today()).unwrap_err());
+        assert_eq!(
+            l.errors
+                .iter()
+                .map(|e| e.field.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "inn",
+                "version",
+                "kind",
+                "birth_date",
+                "phone",
+                "phone",
+                "email",
+                "key"
+            ]
+        );
+        let p = &l.mapped.party;
+        assert_eq!(l.mapped.key, "");
+        assert_eq!(l.mapped.version, None);
+        // An unreadable kind is a person; an unreadable date is left out.
+        assert_eq!(p.kind, PartyKind::Person);
+        assert_eq!(p.birth_date, None);
+        // A failing value stays as written (trimmed); a valid one is normalised; a repeated
+        // invalid entry is kept once.
+        assert_eq!(p.inn.as_deref(), Some("500100732258"));
+        assert_eq!(p.phones, ["+79123456789", "12345"]);
+        assert_eq!(p.emails, ["ivan.mail.ru"]);
+        assert_eq!(p.snils.as_deref(), Some("112-233-445 95"));
+        assert_eq!(p.last_name.as_deref(), Some("Иванов"));
+
+        // A clean row: the lenient party is the strict one.
+        let clean = bound().map_row_lenient(&person_row(), today()).unwrap();
+        assert!(clean.errors.is_empty());
+        assert_eq!(
+            clean.mapped,
+            bound().map_row(&person_row(), today()).unwrap()
+        );
+
+        // Cells that cannot be aligned with the header give no party.
+        let mut short = person_row();
+        short.pop();
+        assert_eq!(
+            reasons(&bound().map_row_lenient(&short, today()).unwrap_err()),
+            ["field row: expected 18 cells, got 17"]
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! Positions (file ledger, bus offsets) only ever advance after the effect is durable, so a
 //! crash at any point loses nothing and, with the sink's version guard, duplicates nothing.
 
+pub mod breaker;
 pub mod crm_sink;
 pub mod file_source;
 pub mod quarantine;
 pub mod rest_source;
+pub mod retry_topics;
 pub mod sink_plan;
 pub mod soap_source;
 pub mod webhook_source;
@@ -27,6 +29,7 @@ use crate::bus::Bus;
 use crate::bus::embedded::EmbeddedBus;
 use crate::bus::kafka::KafkaBus;
 use crate::config::{BusKind, Config, SourceKind};
+use crate::golden::store::GoldenStore;
 use crate::screening::Screening;
 use crate::store::Store;
 use crate::telemetry::{self, Stats};
@@ -43,6 +46,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Screening and monitoring, when `[compliance]` is configured.
     pub screening: Option<Arc<Screening>>,
+    /// Golden records, when `[master_data]` is configured.
+    pub golden: Option<Arc<GoldenStore>>,
 }
 
 pub type Ctx = Arc<Shared>;
@@ -79,6 +84,13 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
         Some(_) => Some(Screening::open(&config)?),
         None => None,
     };
+    // Blocking: the PostgreSQL client connects synchronously.
+    let golden = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::golden::open(&config))
+            .await
+            .context("opening the golden store panicked")??
+    };
     Ok(Arc::new(Shared {
         config,
         bus,
@@ -87,6 +99,7 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
         store,
         stats,
         screening,
+        golden,
     }))
 }
 
@@ -139,10 +152,18 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
         };
     }
     for sink in ctx.config.sinks.clone() {
-        let ctx = ctx.clone();
+        // The sink and its retry task share the CRM client, the circuit breaker and the
+        // keys being delivered.
+        let shared = crm_sink::SinkShared::new(&sink);
+        let (ctx_, sink_, shared_) = (ctx.clone(), sink.clone(), shared.clone());
         let name = format!("sink:{}", sink.name);
         tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
-            crm_sink::run(ctx.clone(), sink.clone(), sd)
+            crm_sink::run(ctx_.clone(), sink_.clone(), shared_.clone(), sd)
+        }));
+        let ctx = ctx.clone();
+        let name = format!("sink-retry:{}", sink.name);
+        tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
+            retry_topics::run(ctx.clone(), sink.clone(), shared.clone(), sd)
         }));
     }
     if let Some(screening) = ctx.screening.clone() {
@@ -151,11 +172,23 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
             crate::screening::stage::run(ctx.clone(), screening.clone(), sd)
         }));
     }
+    if let Some(golden) = ctx.golden.clone() {
+        let ctx = ctx.clone();
+        tasks.spawn(supervise("golden".into(), shutdown.clone(), move |sd| {
+            crate::golden::stage::run(ctx.clone(), golden.clone(), sd)
+        }));
+    }
     if let Some(bus) = ctx.embedded.clone() {
         let every = ctx.config.bus.embedded.compact_every_secs;
         let mut topics = vec![ctx.config.bus.canonical_topic()];
         if ctx.screening.is_some() {
             topics.push(ctx.config.bus.cleared_topic());
+        }
+        if ctx.golden.is_some() {
+            topics.push(ctx.config.bus.golden_topic());
+        }
+        for sink in &ctx.config.sinks {
+            topics.push(ctx.config.bus.retry_topic(&sink.name));
         }
         if every > 0 {
             for topic in topics {

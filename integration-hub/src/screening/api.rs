@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,57 +17,30 @@ use serde_json::json;
 
 use super::Screening;
 use super::store::{CaseStatus, Mark};
+use crate::http::{guarded, json_error};
 
 #[derive(Clone)]
 struct Api {
     screening: Arc<Screening>,
-    token: Arc<str>,
 }
 
 /// The routes under `/api/compliance`, guarded by `token`.
 pub fn router(screening: Arc<Screening>, token: String) -> Router {
-    let api = Api {
-        screening,
-        token: token.into(),
-    };
-    Router::new()
+    let api = Api { screening };
+    let routes = Router::new()
         .route("/api/compliance/summary", get(summary))
         .route("/api/compliance/cases", get(cases))
         .route("/api/compliance/cases/{id}", get(case))
         .route("/api/compliance/cases/{id}/decision", post(decide))
         .route("/api/compliance/alerts", get(alerts))
         .route("/api/compliance/lists", get(lists))
-        .route("/api/compliance/rescreen", post(rescreen))
-        .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
-        .with_state(api)
-}
-
-async fn require_token(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), api.token.as_bytes()) => next.run(req).await,
-        _ => error(
-            StatusCode::UNAUTHORIZED,
-            "a valid compliance bearer token is required",
-        ),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+        .route("/api/compliance/rescreen", post(rescreen));
+    guarded(routes, token, "compliance").with_state(api)
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "compliance api failed");
-    error(
+    json_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal error; see the hub log",
     )
@@ -113,7 +85,7 @@ async fn cases(State(api): State<Api>, Query(q): Query<CasesQuery>) -> Response 
         None => None,
         Some(Some(s)) => Some(s),
         Some(None) => {
-            return error(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 "status must be one of potential, confirmed, false_positive, cleared",
             );
@@ -131,7 +103,7 @@ async fn case(State(api): State<Api>, Path(id): Path<i64>) -> Response {
     let store = api.screening.store.clone();
     match blocking(move || store.case(id)).await {
         Ok(Some(c)) => Json(c).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such case"),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no such case"),
         Err(r) => r,
     }
 }
@@ -151,22 +123,22 @@ async fn decide(
     body: Option<Json<Decision>>,
 ) -> Response {
     let Some(Json(d)) = body else {
-        return error(
+        return json_error(
             StatusCode::BAD_REQUEST,
             "body must be JSON {\"decision\": \"false_positive\"|\"confirmed\", \"officer\": \"...\", \"comment\": \"...\"}",
         );
     };
     if d.officer.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "officer must not be empty");
+        return json_error(StatusCode::BAD_REQUEST, "officer must not be empty");
     }
     let store = api.screening.store.clone();
     let current = match blocking(move || store.case(id)).await {
         Ok(Some(c)) => c,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such case"),
+        Ok(None) => return json_error(StatusCode::NOT_FOUND, "no such case"),
         Err(r) => return r,
     };
     if !current.status.holds() {
-        return error(
+        return json_error(
             StatusCode::CONFLICT,
             &format!(
                 "case {id} is {} and takes no decision",
@@ -188,7 +160,7 @@ async fn decide(
             crate::telemetry::compliance_decision(c.status.as_str());
             Json(c).into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such case"),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no such case"),
         Err(r) => r,
     }
 }

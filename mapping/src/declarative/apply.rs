@@ -24,7 +24,7 @@ use super::MappedRecord;
 use super::compile::{FieldPlan, Plan, Slot, Source, ValueKind};
 use super::pan;
 use super::targets::{Kind, PanPolicy};
-use super::transform::Transform;
+use super::transform::{Transform, Validator};
 
 /// A CSV row as a JSON object keyed by header name, so CSV sources use the same mappings
 /// (`key = "$.client_id"`, or `$["Дата рождения"]` for names with spaces). Cells are
@@ -41,11 +41,36 @@ pub fn csv_row_to_value(headers: &[String], cells: &[String]) -> Value {
 }
 
 pub(crate) fn apply(plan: &Plan, record: &Value) -> Result<MappedRecord, Vec<FieldError>> {
+    match map(plan, record) {
+        (Some(m), errors) if errors.is_empty() => Ok(m),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// The record as far as it maps, with every error it has; `Err` only when the payload does
+/// not fit the canonical struct even so. For a plan with `keep_invalid`.
+pub(crate) fn apply_lenient(
+    plan: &Plan,
+    record: &Value,
+) -> Result<(MappedRecord, Vec<FieldError>), Vec<FieldError>> {
+    match map(plan, record) {
+        (Some(m), errors) => Ok((m, errors)),
+        (None, errors) => Err(errors),
+    }
+}
+
+/// Maps a record: the mapped record (unless the plan is strict and there are errors, or it
+/// does not fit its struct) and every error found.
+fn map(plan: &Plan, record: &Value) -> (Option<MappedRecord>, Vec<FieldError>) {
     let mut errors = Vec::new();
     let op = op_of(plan, record);
-    let key = one(plan, &plan.key, record, &mut errors);
+    let mut key = one(plan, &plan.key, record, &mut errors);
     if key.is_none() && !errors.iter().any(|e| e.field == "key") {
         errors.push(FieldError::new("key", "is required but missing"));
+    }
+    if plan.keep_invalid && key.is_none() {
+        // Reported above; the lenient payload still needs a source id to be a struct.
+        key = Some(String::new());
     }
     let version = plan.version.as_ref().and_then(|fp| {
         let v = single(plan, fp, record, &mut errors)?;
@@ -120,23 +145,25 @@ pub(crate) fn apply(plan: &Plan, record: &Value) -> Result<MappedRecord, Vec<Fie
     entity_rules(plan.entity, &mut obj, upsert, &mut errors);
 
     let Some(key) = key else {
-        return Err(errors);
+        return (None, errors);
     };
-    if !errors.is_empty() {
-        return Err(errors);
+    if !errors.is_empty() && !plan.keep_invalid {
+        return (None, errors);
     }
     let payload = Value::Object(obj);
-    if upsert {
-        fits(plan.entity, &payload).map_err(|r| vec![FieldError::new("record", r)])?;
+    if upsert && let Err(r) = fits(plan.entity, &payload) {
+        errors.push(FieldError::new("record", r));
+        return (None, errors);
     }
-    Ok(MappedRecord {
+    let mapped = MappedRecord {
         entity: plan.entity,
         op,
         key,
         version,
         event_time,
         payload,
-    })
+    };
+    (Some(mapped), errors)
 }
 
 pub(crate) fn key_of(plan: &Plan, record: &Value) -> Option<String> {
@@ -377,6 +404,12 @@ fn steps<'a>(
     if let Some(check) = fp.validator {
         match check.check(&v) {
             Ok(s) => v = Cow::Owned(s),
+            // Lenient: kept as written for a report to count, and still guarded below; a
+            // card number that fails its check is never kept.
+            Err(r) if plan.keep_invalid && check != Validator::Pan => {
+                errors.push(FieldError::new(&fp.name, r));
+                v = trim(v);
+            }
             Err(r) => {
                 errors.push(FieldError::new(&fp.name, r));
                 return None;

@@ -37,6 +37,9 @@ pub(crate) struct Plan {
     pub today: Option<NaiveDate>,
     /// Whether `fields.source_id` is mapped (otherwise the key is the source id).
     pub source_id_mapped: bool,
+    /// Lenient mapping (`LenientMapping`): a value failing its validator is kept as
+    /// written and a record with errors still yields its payload.
+    pub keep_invalid: bool,
 }
 
 /// The deletion rule.
@@ -359,6 +362,7 @@ pub(crate) fn compile(
             offset,
             pan_key,
             today: None,
+            keep_invalid: false,
         }),
         _ => Err(errors),
     }

@@ -8,7 +8,9 @@
 //!   every problem at once, each with its config path ([`MappingError`]).
 //! - [`CompiledMapping::apply`] maps one record. It never panics, returns every field error
 //!   of the record (not only the first), and the payload it returns is the canonical struct
-//!   as JSON, checked by deserialising it into that struct.
+//!   as JSON, checked by deserialising it into that struct. [`CompiledMapping::lenient`]
+//!   gives a [`LenientMapping`] that also returns the payload of a record with errors,
+//!   invalid values kept as text, for the data-quality report over raw records.
 //! - No error message carries a value read from the record. A full card number never
 //!   leaves `apply`: it is masked (`mask_pan`) or tokenised (`tokenize_pan`, keyed
 //!   HMAC-SHA256), and a card-number-like run of digits left in any other output field is
@@ -324,6 +326,57 @@ impl CompiledMapping {
     pub fn with_today(mut self, today: chrono::NaiveDate) -> Self {
         self.inner.today = Some(today);
         self
+    }
+
+    /// The same mapping in lenient form, for measuring raw data (the data-quality report).
+    pub fn lenient(&self) -> LenientMapping {
+        let mut inner = self.inner.clone();
+        inner.keep_invalid = true;
+        LenientMapping { inner }
+    }
+}
+
+/// A mapping that keeps what it can of a record with errors (see [`LenientMapping::apply`]).
+/// Its output is for measuring, never for publishing.
+#[derive(Clone)]
+pub struct LenientMapping {
+    inner: compile::Plan,
+}
+
+impl fmt::Debug for LenientMapping {
+    // The PAN key must never be printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LenientMapping")
+            .field("entity", &self.inner.entity)
+            .field("fields", &self.inner.fields.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record mapped by [`LenientMapping::apply`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LenientRecord {
+    /// The record as far as it maps.
+    pub record: MappedRecord,
+    /// Every error [`CompiledMapping::apply`] would report; empty when it accepts the record.
+    pub errors: Vec<FieldError>,
+}
+
+impl LenientMapping {
+    /// Maps one record with the same checks as [`CompiledMapping::apply`], but a record
+    /// with errors still yields its payload: a value that fails its validator stays as
+    /// written (after its transforms; a card number failing `pan` is dropped, and the
+    /// card-number guard still applies), a value that fails otherwise (a transform, `map`,
+    /// a date) is left out, a missing key is an empty key. `Err` only when even that
+    /// payload does not fit the canonical struct.
+    pub fn apply(&self, record: &serde_json::Value) -> Result<LenientRecord, Vec<FieldError>> {
+        apply::apply_lenient(&self.inner, record)
+            .map(|(record, errors)| LenientRecord { record, errors })
+    }
+
+    /// The entity this mapping produces.
+    pub fn entity(&self) -> Entity {
+        self.inner.entity
     }
 }
 

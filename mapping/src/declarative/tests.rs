@@ -581,6 +581,96 @@ status = { value = "active" }
 }
 
 #[test]
+fn lenient_mapping_keeps_invalid_values_for_a_report() {
+    let m = compile(
+        r#"
+entity = "party"
+key = "$.id"
+[fields]
+kind = { path = "$.type", map = { "ФЛ" = "person", "ЮЛ" = "organisation" } }
+last_name = "$.last"
+inn = "$.inn"
+birth_date = "$.born"
+phones = { path = "$.tel", split = "," }
+emails = "$.mail"
+"#,
+    );
+    let lenient = m.lenient();
+    assert_eq!(lenient.entity(), Entity::Party);
+    let record = json!({
+        "type": "ИП", "last": "Иванов", "inn": " 7707083894 ", "born": "31.02.1990",
+        "tel": "8 912 345 67 89, 12345", "mail": "nobody"
+    });
+    let r = lenient.apply(&record).expect("a lenient payload");
+    // The errors are those of the strict mapping, which refuses the record.
+    let strict: Vec<String> = errors_of(&m, &record);
+    let lenient_errors: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(lenient_errors, strict);
+    assert_eq!(
+        r.errors
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect::<Vec<_>>(),
+        ["key", "birth_date", "emails", "inn", "kind", "phones"]
+    );
+    // Values failing a validator stay as written (trimmed); values failing a map or a date
+    // are left out; a valid phone is normalised.
+    assert_canonical(Entity::Party, &r.record.payload);
+    assert_eq!(
+        r.record.payload,
+        json!({
+            "kind": "person", "source_id": "", "last_name": "Иванов", "inn": "7707083894",
+            "phones": ["+79123456789", "12345"], "emails": ["nobody"], "addresses": []
+        })
+    );
+    assert_eq!(r.record.key, "");
+
+    // A clean record maps the same either way, with no errors.
+    let clean = json!({"id": "1", "last": "Петров", "inn": "7707083893"});
+    let l = lenient.apply(&clean).expect("maps");
+    assert!(l.errors.is_empty());
+    assert_eq!(l.record, m.apply(&clean).expect("maps"));
+}
+
+#[test]
+fn lenient_mapping_never_keeps_a_card_number() {
+    let m = compile(
+        r#"
+entity = "card"
+key = "$.id"
+pan_key = "env:PAN_KEY"
+[fields]
+party_source_id = "$.client"
+token = { path = "$.pan", transforms = ["tokenize_pan"] }
+masked_pan = { path = "$.pan", validate = "pan" }
+status = "$.status"
+"#,
+    );
+    // A 16-digit number failing the Luhn check is not kept by `validate = "pan"`, and a
+    // valid one in free text is masked as in the strict mapping.
+    let good_pan = with_luhn("427638001234567");
+    let last = good_pan
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(10))
+        .expect("digit");
+    let bad_pan = format!("{}{}", &good_pan[..15], (last + 1) % 10);
+    let r = m.lenient().apply(&json!({
+        "id": "c1", "client": "p1", "pan": bad_pan, "status": format!("card {good_pan}")
+    }));
+    let text = match r {
+        Ok(r) => r.record.payload.to_string(),
+        Err(e) => e
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    assert!(!text.contains(&bad_pan), "{text}");
+    assert!(!text.contains(&good_pan), "{text}");
+}
+
+#[test]
 fn birth_date_range_and_formats() {
     let m = compile(
         r#"

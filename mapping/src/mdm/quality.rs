@@ -3,10 +3,17 @@
 //! against configurable bars (a bank's go-live bar: at least 90% valid contacts and 95%
 //! complete mandatory fields).
 //!
-//! Contract: pure arithmetic over canonical parties. Validity uses [`crate::validate`]; a
+//! Contract: pure arithmetic over parties, no IO. Validity uses [`crate::validate`]; a
 //! share with nothing to check is 1 (nothing invalid) and says so with `checked = 0`.
 //! "Valid contacts" pools phones and e-mails; "complete" is the share of mandatory cells
 //! (record × mandatory field) that are filled.
+//!
+//! Records the pipeline refuses must count too, or a source whose bad rows all go to
+//! quarantine would look perfect: [`QualityRun`] takes every raw record, mapped leniently
+//! (invalid values kept as text, `BoundColumns::map_row_lenient`,
+//! `CompiledMapping::lenient`), with the mapping's errors for it; a row that cannot be read
+//! into a record at all counts as one missing every mandatory field. [`quality_report`] is
+//! the same over parties already accepted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matching::{MatchConfig, MatchError, MatchRecord, MatchResult, RecordSet, run};
 use crate::model::{Party, PartyKind};
-use crate::validate;
+use crate::validate::{self, FieldError};
 
 /// Party fields that can be required.
 pub const KNOWN_FIELDS: [&str; 14] = [
@@ -171,6 +178,18 @@ pub struct SourceQuality {
     pub fields: BTreeMap<String, Share>,
     /// Duplicates inside this source, if searched.
     pub duplicates: Option<Duplicates>,
+    /// Records the source's mapping refuses (the pipeline quarantines them); they are
+    /// counted in every share above with the values they have.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Of the rejected records, rows that could not be read at all (cells not lining up
+    /// with the header): counted as persons missing every mandatory field.
+    #[serde(default)]
+    pub unreadable: u64,
+    /// Per field the mapping names in its errors (`phone`, `inn`, `row`, ...): records
+    /// rejected with an error in it.
+    #[serde(default)]
+    pub errors_by_field: BTreeMap<String, u64>,
     /// Whether the source meets both bars.
     pub pass: bool,
     /// What failed, in words.
@@ -246,115 +265,280 @@ fn inn_valid(party: &Party, inn: &str) -> bool {
     validate::inn(inn).is_ok_and(|d| d.len() == want)
 }
 
-/// Validity and completeness of one source (no duplicate search).
-fn measure(source: &str, parties: &[Party], config: &QualityConfig) -> SourceQuality {
-    let mut phones = (0, 0);
-    let mut emails = (0, 0);
-    let mut inns = (0, 0);
-    let mut fields: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut complete_records = 0;
-    for p in parties {
-        for ph in p.phones.iter().filter(|s| !s.trim().is_empty()) {
-            phones.1 += 1;
-            phones.0 += u64::from(validate::phone(ph).is_ok());
+/// Records handed to the matcher at a time: bounds the match records held besides the
+/// prepared record set.
+const MATCH_CHUNK: usize = 50_000;
+
+/// A report built one source and one record at a time, so a source need not be held in
+/// memory: only the matcher's prepared records are (about 190 bytes a record), and only
+/// when duplicates are searched.
+///
+/// ```
+/// use mapping::mdm::quality::{QualityConfig, QualityRun};
+/// use mapping::Party;
+///
+/// let config = QualityConfig { duplicates: false, ..QualityConfig::default() };
+/// let mut run = QualityRun::new(&config, false).unwrap();
+/// let mut abs = run.source("abs");
+/// abs.add(&Party { source_id: "1".into(), ..Party::default() }, &[]).unwrap();
+/// abs.finish().unwrap();
+/// let report = run.finish().unwrap();
+/// assert_eq!(report.sources[0].records, 1);
+/// ```
+pub struct QualityRun<'c> {
+    config: &'c QualityConfig,
+    threads: usize,
+    /// Every source's records, for the duplicates across sources.
+    across: Option<RecordSet>,
+    sources: Vec<SourceQuality>,
+}
+
+impl<'c> QualityRun<'c> {
+    /// Checks the config and starts a report. With `across_sources` (and duplicates on), the
+    /// same party is also searched across the sources, which holds every source's prepared
+    /// records until [`QualityRun::finish`].
+    pub fn new(config: &'c QualityConfig, across_sources: bool) -> Result<Self, QualityError> {
+        config.check()?;
+        Ok(QualityRun {
+            config,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            across: (config.duplicates && across_sources).then(RecordSet::new),
+            sources: Vec::new(),
+        })
+    }
+
+    /// Starts the next source; [`SourceTally::finish`] adds it to the report.
+    pub fn source(&mut self, name: &str) -> SourceTally<'_, 'c> {
+        let set = self.config.duplicates.then(RecordSet::new);
+        SourceTally {
+            run: self,
+            quality: SourceQuality {
+                source: name.to_owned(),
+                records: 0,
+                phones: Share::default(),
+                emails: Share::default(),
+                inns: Share::default(),
+                valid_contacts: Share::default(),
+                completeness: Share::default(),
+                complete_records: Share::default(),
+                fields: BTreeMap::new(),
+                duplicates: None,
+                rejected: 0,
+                unreadable: 0,
+                errors_by_field: BTreeMap::new(),
+                pass: false,
+                failures: Vec::new(),
+            },
+            fields: BTreeMap::new(),
+            complete_records: 0,
+            pending: Vec::new(),
+            set,
         }
-        for e in p.emails.iter().filter(|s| !s.trim().is_empty()) {
-            emails.1 += 1;
-            emails.0 += u64::from(validate::email(e).is_ok());
+    }
+
+    /// The report over the sources finished so far, in the order they were finished. The
+    /// duplicates across sources are searched when more than one distinct source was
+    /// finished.
+    pub fn finish(self) -> Result<QualityReport, QualityError> {
+        let distinct: BTreeSet<&str> = self.sources.iter().map(|s| s.source.as_str()).collect();
+        let across_sources = match &self.across {
+            Some(all) if distinct.len() > 1 => {
+                Some(Duplicates::of(&run(all, false, &self.config.matching)?))
+            }
+            _ => None,
+        };
+        Ok(QualityReport {
+            pass: self.sources.iter().all(|s| s.pass),
+            sources: self.sources,
+            across_sources,
+            min_valid_contacts: self.config.min_valid_contacts,
+            min_complete: self.config.min_complete,
+        })
+    }
+}
+
+/// One source of a [`QualityRun`], taking its records one at a time.
+pub struct SourceTally<'r, 'c> {
+    run: &'r mut QualityRun<'c>,
+    /// Counts so far; shares are computed by `finish`.
+    quality: SourceQuality,
+    /// Per mandatory field: (records that have it, records checked).
+    fields: BTreeMap<String, (u64, u64)>,
+    complete_records: u64,
+    pending: Vec<MatchRecord>,
+    set: Option<RecordSet>,
+}
+
+impl SourceTally<'_, '_> {
+    /// Adds one record: `party` as far as its source row could be read (invalid values kept
+    /// as text, see `BoundColumns::map_row_lenient`), and the mapping's `errors` for it; a
+    /// record with errors is one the pipeline quarantines, and counts as rejected.
+    pub fn add(&mut self, party: &Party, errors: &[FieldError]) -> Result<(), QualityError> {
+        let q = &mut self.quality;
+        q.records += 1;
+        count_errors(q, errors);
+        for ph in party.phones.iter().filter(|s| !s.trim().is_empty()) {
+            q.phones.checked += 1;
+            q.phones.passed += u64::from(validate::phone(ph).is_ok());
         }
-        if let Some(inn) = p.inn.as_deref().filter(|s| !s.trim().is_empty()) {
-            inns.1 += 1;
-            inns.0 += u64::from(inn_valid(p, inn));
+        for e in party.emails.iter().filter(|s| !s.trim().is_empty()) {
+            q.emails.checked += 1;
+            q.emails.passed += u64::from(validate::email(e).is_ok());
         }
-        let mandatory = match p.kind {
+        if let Some(inn) = party.inn.as_deref().filter(|s| !s.trim().is_empty()) {
+            q.inns.checked += 1;
+            q.inns.passed += u64::from(inn_valid(party, inn));
+        }
+        let config = self.run.config;
+        let mandatory = match party.kind {
             PartyKind::Person => &config.person_fields,
             PartyKind::Organisation => &config.organisation_fields,
         };
         let mut all = true;
         for f in mandatory {
-            let has = has_field(p, f);
-            let e = fields.entry(f.clone()).or_default();
-            e.1 += 1;
-            e.0 += u64::from(has);
+            let has = has_field(party, f);
+            tally_field(&mut self.fields, f, has);
             all &= has;
         }
-        complete_records += u64::from(all);
+        self.complete_records += u64::from(all);
+        if self.set.is_some() {
+            self.pending
+                .push(MatchRecord::from_party(&self.quality.source, party));
+            if self.pending.len() >= MATCH_CHUNK {
+                self.flush()?;
+            }
+        }
+        Ok(())
     }
-    let phones = Share::of(phones.0, phones.1);
-    let emails = Share::of(emails.0, emails.1);
-    let fields: BTreeMap<String, Share> = fields
-        .into_iter()
-        .map(|(f, (ok, n))| (f, Share::of(ok, n)))
-        .collect();
-    let completeness = fields.values().fold(Share::of(0, 0), |acc, s| acc.add(*s));
-    let valid_contacts = phones.add(emails);
-    let mut failures = Vec::new();
-    if valid_contacts.share < config.min_valid_contacts {
-        failures.push(format!(
-            "valid contacts {:.1}% below {:.1}%",
-            valid_contacts.share * 100.0,
-            config.min_valid_contacts * 100.0
-        ));
+
+    /// Adds a row that could not be read into a record at all (its cells do not line up
+    /// with the header), with the reader's `errors`: rejected, and counted as a person (the
+    /// kind a row without one is read as) missing every mandatory field.
+    pub fn add_unreadable(&mut self, errors: &[FieldError]) {
+        let q = &mut self.quality;
+        q.records += 1;
+        q.unreadable += 1;
+        count_errors(q, errors);
+        if errors.is_empty() {
+            // Rejected all the same: count it under the row.
+            q.rejected += 1;
+            *q.errors_by_field.entry("row".to_owned()).or_default() += 1;
+        }
+        for f in &self.run.config.person_fields {
+            tally_field(&mut self.fields, f, false);
+        }
     }
-    if completeness.share < config.min_complete {
-        failures.push(format!(
-            "mandatory fields {:.1}% complete, below {:.1}%",
-            completeness.share * 100.0,
-            config.min_complete * 100.0
-        ));
+
+    /// Records added so far.
+    pub fn records(&self) -> u64 {
+        self.quality.records
     }
-    SourceQuality {
-        source: source.to_owned(),
-        records: parties.len() as u64,
-        phones,
-        emails,
-        inns: Share::of(inns.0, inns.1),
-        valid_contacts,
-        completeness,
-        complete_records: Share::of(complete_records, parties.len() as u64),
-        fields,
-        duplicates: None,
-        pass: failures.is_empty(),
-        failures,
+
+    /// Hands the pending match records to this source's set and the run's set.
+    fn flush(&mut self) -> Result<(), QualityError> {
+        let threads = self.run.threads;
+        if let Some(set) = &mut self.set {
+            set.extend(&self.pending, 0, threads)
+                .map_err(MatchError::from)?;
+        }
+        if let Some(all) = &mut self.run.across {
+            all.extend(&self.pending, 0, threads)
+                .map_err(MatchError::from)?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Computes the shares, applies the bars, searches duplicates (when configured) and adds
+    /// the source to the run; returns its quality.
+    pub fn finish(mut self) -> Result<SourceQuality, QualityError> {
+        self.flush()?;
+        let config = self.run.config;
+        let mut q = self.quality;
+        q.duplicates = match &self.set {
+            Some(set) => Some(Duplicates::of(&run(set, false, &config.matching)?)),
+            None => None,
+        };
+        q.phones = Share::of(q.phones.passed, q.phones.checked);
+        q.emails = Share::of(q.emails.passed, q.emails.checked);
+        q.inns = Share::of(q.inns.passed, q.inns.checked);
+        q.fields = self
+            .fields
+            .into_iter()
+            .map(|(f, (ok, n))| (f, Share::of(ok, n)))
+            .collect();
+        q.completeness = q
+            .fields
+            .values()
+            .fold(Share::of(0, 0), |acc, s| acc.add(*s));
+        q.complete_records = Share::of(self.complete_records, q.records);
+        q.valid_contacts = q.phones.add(q.emails);
+        q.failures.clear();
+        if q.valid_contacts.share < config.min_valid_contacts {
+            q.failures.push(format!(
+                "valid contacts {:.1}% below {:.1}%",
+                q.valid_contacts.share * 100.0,
+                config.min_valid_contacts * 100.0
+            ));
+        }
+        if q.completeness.share < config.min_complete {
+            q.failures.push(format!(
+                "mandatory fields {:.1}% complete, below {:.1}%",
+                q.completeness.share * 100.0,
+                config.min_complete * 100.0
+            ));
+        }
+        q.pass = q.failures.is_empty();
+        self.run.sources.push(q.clone());
+        Ok(q)
     }
 }
 
-/// The quality report over parties per source: `(source name, its parties)`.
+/// Counts a rejected record and each field it failed in once.
+fn count_errors(q: &mut SourceQuality, errors: &[FieldError]) {
+    if errors.is_empty() {
+        return;
+    }
+    q.rejected += 1;
+    for (i, e) in errors.iter().enumerate() {
+        if errors[..i].iter().any(|p| p.field == e.field) {
+            continue;
+        }
+        match q.errors_by_field.get_mut(e.field.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                q.errors_by_field.insert(e.field.clone(), 1);
+            }
+        }
+    }
+}
+
+/// One mandatory cell checked; the field's name is copied only the first time.
+fn tally_field(fields: &mut BTreeMap<String, (u64, u64)>, field: &str, has: bool) {
+    let e = match fields.get_mut(field) {
+        Some(e) => e,
+        None => fields.entry(field.to_owned()).or_default(),
+    };
+    e.1 += 1;
+    e.0 += u64::from(has);
+}
+
+/// The quality report over parties per source: `(source name, its parties)`, every party
+/// as accepted by its mapping.
 pub fn quality_report(
     sources: &[(&str, &[Party])],
     config: &QualityConfig,
 ) -> Result<QualityReport, QualityError> {
-    config.check()?;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut out = Vec::with_capacity(sources.len());
-    let mut all = RecordSet::new();
-    for (source, parties) in sources {
-        let mut q = measure(source, parties, config);
-        if config.duplicates {
-            let records: Vec<MatchRecord> = parties
-                .iter()
-                .map(|p| MatchRecord::from_party(source, p))
-                .collect();
-            let mut set = RecordSet::new();
-            set.extend(&records, 0, threads).map_err(MatchError::from)?;
-            q.duplicates = Some(Duplicates::of(&run(&set, false, &config.matching)?));
-            all.extend(&records, 0, threads).map_err(MatchError::from)?;
-        }
-        out.push(q);
-    }
     let distinct: BTreeSet<&str> = sources.iter().map(|s| s.0).collect();
-    let across_sources = if config.duplicates && distinct.len() > 1 {
-        Some(Duplicates::of(&run(&all, false, &config.matching)?))
-    } else {
-        None
-    };
-    Ok(QualityReport {
-        pass: out.iter().all(|s| s.pass),
-        sources: out,
-        across_sources,
-        min_valid_contacts: config.min_valid_contacts,
-        min_complete: config.min_complete,
-    })
+    let mut report = QualityRun::new(config, distinct.len() > 1)?;
+    for (source, parties) in sources {
+        let mut tally = report.source(source);
+        for p in *parties {
+            tally.add(p, &[])?;
+        }
+        tally.finish()?;
+    }
+    report.finish()
 }
 
 #[cfg(test)]
@@ -474,6 +658,109 @@ mod tests {
         let x = r.across_sources.unwrap();
         assert_eq!(x.parties, 2);
         assert_eq!(x.duplicate_records, 2);
+    }
+
+    #[test]
+    fn raw_records_with_errors_and_unreadable_rows_count() {
+        let config = no_dups();
+        let mut run = QualityRun::new(&config, true).unwrap();
+        let mut abs = run.source("abs");
+        // Accepted by the mapping.
+        abs.add(&person("1", "+79001112233", "a@b.ru", true), &[])
+            .unwrap();
+        // Refused for its phone (kept as text) and e-mail; two phone errors are one field.
+        let bad = Party {
+            phones: vec!["12".into(), "34".into()],
+            ..person("2", "", "bad@", true)
+        };
+        let errors = [
+            FieldError::new("phone", "entry 1 of 2: too short"),
+            FieldError::new("phone", "entry 2 of 2: too short"),
+            FieldError::new("email", "not a valid e-mail address"),
+        ];
+        abs.add(&bad, &errors).unwrap();
+        // Refused for a birth date that could not be read (left out of the party).
+        abs.add(
+            &person("3", "+79001112234", "", false),
+            &[FieldError::new("birth_date", "must not be in the future")],
+        )
+        .unwrap();
+        abs.add_unreadable(&[FieldError::new("row", "expected 18 cells, got 17")]);
+        assert_eq!(abs.records(), 4);
+        let q = abs.finish().unwrap();
+        assert_eq!(q.records, 4);
+        assert_eq!((q.rejected, q.unreadable), (3, 1));
+        assert_eq!(
+            q.errors_by_field
+                .iter()
+                .map(|(f, n)| (f.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("birth_date", 1), ("email", 1), ("phone", 1), ("row", 1)]
+        );
+        assert_eq!((q.phones.passed, q.phones.checked), (2, 4));
+        assert_eq!((q.emails.passed, q.emails.checked), (1, 2));
+        assert_eq!((q.valid_contacts.passed, q.valid_contacts.checked), (3, 6));
+        // 4 records × 4 person fields: the unreadable row has none, record 3 lacks its birth
+        // date; record 2's phones are present (and invalid): 16 − 4 − 1 = 11.
+        assert_eq!((q.completeness.passed, q.completeness.checked), (11, 16));
+        assert_eq!(
+            (q.complete_records.passed, q.complete_records.checked),
+            (2, 4)
+        );
+        assert_eq!(q.fields["last_name"].checked, 4);
+        assert!(!q.pass);
+
+        // A source with only accepted records; the across search needs two sources.
+        let mut cards = run.source("cards");
+        cards
+            .add(&person("x", "+79001112233", "s@mail.ru", true), &[])
+            .unwrap();
+        cards.finish().unwrap();
+        let r = run.finish().unwrap();
+        assert_eq!(r.sources.len(), 2);
+        assert_eq!(r.sources[1].rejected, 0);
+        assert!(r.sources[1].pass);
+        assert!(!r.pass);
+        // Duplicates are off in this config.
+        assert_eq!(r.across_sources, None);
+        assert_eq!(r.sources[0], q);
+    }
+
+    #[test]
+    fn duplicates_across_need_two_sources_and_the_flag() {
+        let config = QualityConfig::default();
+        let a = [
+            person("1", "+79001112233", "", true),
+            person("2", "+79001112233", "", true),
+        ];
+        for (across, sources, expect) in [(true, 1, false), (false, 2, false), (true, 2, true)] {
+            let mut run = QualityRun::new(&config, across).unwrap();
+            for name in ["abs", "cards"].iter().take(sources) {
+                let mut t = run.source(name);
+                for p in &a {
+                    t.add(p, &[]).unwrap();
+                }
+                let q = t.finish().unwrap();
+                assert_eq!(q.duplicates.unwrap().duplicate_records, 1);
+            }
+            let r = run.finish().unwrap();
+            assert_eq!(r.across_sources.is_some(), expect, "{across} {sources}");
+        }
+    }
+
+    #[test]
+    fn reports_without_the_newer_fields_still_read() {
+        let r = quality_report(
+            &[("abs", &[person("1", "+79001112233", "", true)])],
+            &no_dups(),
+        )
+        .unwrap();
+        let mut v = serde_json::to_value(&r).unwrap();
+        for key in ["rejected", "unreadable", "errors_by_field"] {
+            v["sources"][0].as_object_mut().unwrap().remove(key);
+        }
+        let back: QualityReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The wire shapes of the CRM contact API (see the module documentation of
 //! [`crate::crm::rest`]).
 //!
-//! Contract: `ContactUpsert`'s `Debug` hides `fields`, which hold customer data.
+//! Contract: `ContactUpsert`'s `Debug` hides `fields`, which hold customer data; a merge
+//! carries external ids and an envelope id only.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,4 +45,24 @@ pub struct CrmAck {
     pub version: i64,
     /// Whether the contact was created (`201`) rather than updated (`200`).
     pub created: bool,
+}
+
+/// The body of `POST /contacts/{survivor}/merge`: merge the contact `from` into the one in
+/// the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMerge {
+    /// The external id of the contact that is merged away (the loser).
+    pub from: String,
+    /// The envelope that asked for the merge; also the `Idempotency-Key`.
+    pub envelope_id: String,
+}
+
+/// The CRM's acknowledgement of a merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeAck {
+    /// Whether this call merged the loser; `false` when there was nothing to merge (the
+    /// loser never reached the CRM, or this merge was already applied).
+    pub merged: bool,
+    /// The CRM's own id of the surviving contact, when the CRM named it.
+    pub id: Option<String>,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Why an upsert did not go through.
+/// Why an upsert or a merge did not go through.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CrmError {
     /// A configuration value the client cannot work with.
@@ -73,8 +73,9 @@ pub enum CrmError {
         /// The envelope of the upsert.
         envelope_id: String,
     },
-    /// The final error of [`super::CrmRestClient::upsert_with_retry`], with how many
-    /// attempts were made; everything else is answered by the last attempt's error.
+    /// The final error of [`super::CrmRestClient::upsert_with_retry`] and
+    /// [`super::CrmRestClient::merge_with_retry`], with how many attempts were made;
+    /// everything else is answered by the last attempt's error.
     #[error("{last} (after {attempts} attempt{})", if *attempts == 1 { "" } else { "s" })]
     Attempts {
         /// Attempts made, the first one included.
@@ -82,7 +83,7 @@ pub enum CrmError {
         /// The error of the last attempt.
         last: Box<CrmError>,
     },
-    /// A success status whose body is not a contact acknowledgement.
+    /// A success status whose body is not a contact or merge acknowledgement.
     #[error("crm answered {status} for envelope {envelope_id} with an unusable body: {reason}")]
     BadResponse {
         /// The HTTP status.
@@ -126,6 +127,12 @@ impl CrmError {
     /// Whether the CRM refused the credentials (401, 403).
     pub fn is_auth(&self) -> bool {
         matches!(self.status(), Some(401 | 403))
+    }
+
+    /// Whether the CRM refused a write because the contact was merged into another one
+    /// (`409` with code `merged`): permanent, the contact must not be recreated.
+    pub fn is_merged(&self) -> bool {
+        self.status() == Some(409) && self.code() == Some("merged")
     }
 
     /// The HTTP status of the answer, if there was one.

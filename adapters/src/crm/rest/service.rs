@@ -1,18 +1,19 @@
-//! The REST CRM client: one upsert per call, with or without retries.
+//! The REST CRM client: one upsert or merge per call, with or without retries.
 //!
 //! Contract: see the module documentation of [`crate::crm::rest`]. The client is cheap to
 //! clone and safe to share between tasks; TLS uses rustls with the ring provider, installed
 //! process-wide on first construction unless another provider already was.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use serde::Deserialize;
+use reqwest::{RequestBuilder, StatusCode};
+use serde::{Deserialize, Serialize};
 
-use super::api::{ContactUpsert, CrmAck};
+use super::api::{ContactMerge, ContactUpsert, CrmAck, MergeAck};
 use super::config::CrmRestConfig;
 use super::error::CrmError;
 
@@ -43,6 +44,13 @@ struct AckBody {
     external_id: Option<String>,
     #[serde(default)]
     version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct MergeAckBody {
+    merged: bool,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,24 +112,94 @@ impl CrmRestClient {
         )
     }
 
+    /// The URL that merges another contact into this one.
+    pub fn merge_url(&self, survivor_external_id: &str) -> String {
+        format!("{}/merge", self.contact_url(survivor_external_id))
+    }
+
     /// One attempt to upsert a contact.
     pub async fn upsert(&self, upsert: &ContactUpsert) -> Result<CrmAck, CrmError> {
         let envelope_id = &upsert.envelope_id;
-        if matches!(upsert.external_id.as_str(), "" | "." | "..") {
+        check_path_segment(&upsert.external_id, "external_id", envelope_id)?;
+        let request = self.http.put(self.contact_url(&upsert.external_id));
+        let (status, bytes) = self.send(request, upsert, envelope_id).await?;
+        parse_ack(status, &bytes, upsert)
+    }
+
+    /// Upserts a contact, retrying transient failures with jittered exponential backoff that
+    /// never undercuts a `Retry-After`. Returns the acknowledgement and the number of
+    /// attempts made; or, as [`CrmError::Attempts`] with that number, the first permanent
+    /// error or the last transient one once `max_attempts` attempts were made.
+    pub async fn upsert_with_retry(
+        &self,
+        upsert: &ContactUpsert,
+    ) -> Result<(CrmAck, u32), CrmError> {
+        self.with_retry("upsert", &upsert.envelope_id, || self.upsert(upsert))
+            .await
+    }
+
+    /// One attempt to merge the contact `loser` into the contact `survivor` (external ids),
+    /// for the envelope `envelope_id` (also the `Idempotency-Key`). `merged: false` means
+    /// there was nothing to merge: the loser is unknown to the CRM or already merged into
+    /// the survivor. A survivor the CRM does not have is `404`, a loser merged into another
+    /// contact `409`: both permanent.
+    pub async fn merge(
+        &self,
+        survivor: &str,
+        loser: &str,
+        envelope_id: &str,
+    ) -> Result<MergeAck, CrmError> {
+        check_path_segment(survivor, "survivor", envelope_id)?;
+        if loser.is_empty() {
             return Err(CrmError::Request {
-                envelope_id: envelope_id.clone(),
-                reason: "external_id is empty or a dot segment".to_owned(),
+                envelope_id: envelope_id.to_owned(),
+                reason: "the loser's external_id is empty".to_owned(),
             });
         }
-        let body = serde_json::to_vec(upsert).map_err(|e| CrmError::Request {
-            envelope_id: envelope_id.clone(),
+        if survivor == loser {
+            return Err(CrmError::Request {
+                envelope_id: envelope_id.to_owned(),
+                reason: "survivor and loser are the same contact".to_owned(),
+            });
+        }
+        let body = ContactMerge {
+            from: loser.to_owned(),
+            envelope_id: envelope_id.to_owned(),
+        };
+        let request = self.http.post(self.merge_url(survivor));
+        let (status, bytes) = self.send(request, &body, envelope_id).await?;
+        parse_merge_ack(status, &bytes, envelope_id)
+    }
+
+    /// [`Self::merge`] with the retries, backoff and error classification of
+    /// [`Self::upsert_with_retry`]; safe to repeat because a merge is idempotent.
+    pub async fn merge_with_retry(
+        &self,
+        survivor: &str,
+        loser: &str,
+        envelope_id: &str,
+    ) -> Result<(MergeAck, u32), CrmError> {
+        self.with_retry("merge", envelope_id, || {
+            self.merge(survivor, loser, envelope_id)
+        })
+        .await
+    }
+
+    /// Sends one request with the JSON `body` and the headers every call carries; the
+    /// status and body of a success answer, or the error.
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        body: &impl Serialize,
+        envelope_id: &str,
+    ) -> Result<(StatusCode, Vec<u8>), CrmError> {
+        let body = serde_json::to_vec(body).map_err(|e| CrmError::Request {
+            envelope_id: envelope_id.to_owned(),
             reason: format!("cannot encode the body: {:?}", e.classify()),
         })?;
-        let mut request = self
-            .http
-            .put(self.contact_url(&upsert.external_id))
+        let mut request = request
             .header(CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", envelope_id.as_str())
+            .header("Idempotency-Key", envelope_id)
             .body(body);
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
@@ -137,7 +215,7 @@ impl CrmRestClient {
             .await
             .map_err(|e| self.transport_error(e, envelope_id))?;
         if status.is_success() {
-            return parse_ack(status, &bytes, upsert);
+            return Ok((status, Vec::from(bytes)));
         }
         let code = serde_json::from_slice::<ErrorBody>(&bytes)
             .ok()
@@ -147,23 +225,29 @@ impl CrmRestClient {
             status: status.as_u16(),
             code,
             retry_after,
-            envelope_id: envelope_id.clone(),
+            envelope_id: envelope_id.to_owned(),
         })
     }
 
-    /// Upserts a contact, retrying transient failures with jittered exponential backoff that
-    /// never undercuts a `Retry-After`. Returns the acknowledgement and the number of
-    /// attempts made; or, as [`CrmError::Attempts`] with that number, the first permanent
-    /// error or the last transient one once `max_attempts` attempts were made.
-    pub async fn upsert_with_retry(
+    /// The one retry loop of the client: repeats `attempt` while it fails transiently, at
+    /// most `max_attempts` times, waiting per the backoff and never less than a
+    /// `Retry-After` asks (capped at [`MAX_RETRY_AFTER`]). The result and the attempts made,
+    /// or [`CrmError::Attempts`].
+    async fn with_retry<T, F, Fut>(
         &self,
-        upsert: &ContactUpsert,
-    ) -> Result<(CrmAck, u32), CrmError> {
+        operation: &'static str,
+        envelope_id: &str,
+        mut attempt: F,
+    ) -> Result<(T, u32), CrmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CrmError>>,
+    {
         let attempts = AtomicU32::new(0);
         let counter = &attempts;
-        let result = (|| async move {
+        let result = (|| {
             counter.fetch_add(1, Ordering::Relaxed);
-            self.upsert(upsert).await
+            attempt()
         })
         .retry(self.backoff())
         .sleep(tokio::time::sleep)
@@ -176,27 +260,29 @@ impl CrmRestClient {
         })
         .notify(|err, delay| {
             tracing::warn!(
-                envelope_id = %upsert.envelope_id,
+                operation,
+                envelope_id = %envelope_id,
                 attempt = counter.load(Ordering::Relaxed),
                 max_attempts = self.cfg.max_attempts,
                 status = err.status(),
                 retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 error = %err,
-                "crm upsert failed, retrying"
+                "crm {operation} failed, retrying"
             );
         })
         .await;
         let made = attempts.load(Ordering::Relaxed);
         match result {
-            Ok(ack) => Ok((ack, made)),
+            Ok(value) => Ok((value, made)),
             Err(err) => {
                 tracing::warn!(
-                    envelope_id = %upsert.envelope_id,
+                    operation,
+                    envelope_id = %envelope_id,
                     attempts = made,
                     transient = err.is_transient(),
                     status = err.status(),
                     error = %err,
-                    "crm upsert gave up"
+                    "crm {operation} gave up"
                 );
                 Err(CrmError::Attempts {
                     attempts: made,
@@ -267,6 +353,48 @@ fn parse_ack(status: StatusCode, bytes: &[u8], upsert: &ContactUpsert) -> Result
         version: body.version.unwrap_or(upsert.version),
         created: status == StatusCode::CREATED,
     })
+}
+
+fn parse_merge_ack(
+    status: StatusCode,
+    bytes: &[u8],
+    envelope_id: &str,
+) -> Result<MergeAck, CrmError> {
+    let bad = |reason: String| CrmError::BadResponse {
+        status: status.as_u16(),
+        envelope_id: envelope_id.to_owned(),
+        reason,
+    };
+    let body: MergeAckBody = serde_json::from_slice(bytes).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => {
+                "not a merge ack (expected merged and id)".to_owned()
+            }
+            other => format!(
+                "not json ({other:?} error at line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    })?;
+    if body.id.as_deref() == Some("") {
+        return Err(bad("the contact id is empty".to_owned()));
+    }
+    Ok(MergeAck {
+        merged: body.merged,
+        id: body.id,
+    })
+}
+
+/// Refuses an external id that cannot be a path segment of its own.
+fn check_path_segment(external_id: &str, what: &str, envelope_id: &str) -> Result<(), CrmError> {
+    if matches!(external_id, "" | "." | "..") {
+        return Err(CrmError::Request {
+            envelope_id: envelope_id.to_owned(),
+            reason: format!("{what} is empty or a dot segment"),
+        });
+    }
+    Ok(())
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{post, put};
 use serde_json::json;
 
 use super::service::encode_path_segment;
@@ -25,6 +25,8 @@ enum Reply {
 
 #[derive(Debug, Clone)]
 struct Seen {
+    /// `PUT` or `POST` (merge).
+    method: &'static str,
     external_id: String,
     authorization: Option<String>,
     idempotency_key: Option<String>,
@@ -55,19 +57,59 @@ async fn put_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let seen = seen("PUT", external_id, &headers, &body);
+    let version = seen.body["version"].clone();
+    let (reply, first_write) = record(&script, seen.clone());
+    let status = if first_write {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let accepted = json!({
+        "id": format!("crm-{}", seen.external_id.len()),
+        "external_id": seen.external_id,
+        "version": version,
+    });
+    answer(reply, status, accepted).await
+}
+
+async fn merge_contact(
+    State(script): State<Script>,
+    Path(survivor): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seen = seen("POST", survivor, &headers, &body);
+    let (reply, _) = record(&script, seen.clone());
+    let accepted = json!({
+        "id": format!("crm-{}", seen.external_id.len()),
+        "external_id": seen.external_id,
+        "merged": true,
+    });
+    answer(reply, StatusCode::OK, accepted).await
+}
+
+fn seen(method: &'static str, external_id: String, headers: &HeaderMap, body: &[u8]) -> Seen {
     let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-    let seen = Seen {
-        external_id: external_id.clone(),
+    Seen {
+        method,
+        external_id,
         authorization: header("authorization"),
         idempotency_key: header("idempotency-key"),
-        body: serde_json::from_slice(&body).unwrap(),
-    };
-    let (reply, first_write) = {
-        let mut state = script.0.lock().unwrap();
-        let first = !state.1.iter().any(|s| s.external_id == external_id);
-        state.1.push(seen.clone());
-        (state.0.pop_front(), first)
-    };
+        body: serde_json::from_slice(body).unwrap(),
+    }
+}
+
+/// Records the request; the next scripted reply and whether it is the first request for
+/// its external id.
+fn record(script: &Script, seen: Seen) -> (Option<Reply>, bool) {
+    let mut state = script.0.lock().unwrap();
+    let first = !state.1.iter().any(|s| s.external_id == seen.external_id);
+    state.1.push(seen);
+    (state.0.pop_front(), first)
+}
+
+async fn answer(reply: Option<Reply>, status: StatusCode, accepted: serde_json::Value) -> Response {
     match reply {
         Some(Reply::Status(status, code)) => (
             StatusCode::from_u16(status).unwrap(),
@@ -87,20 +129,7 @@ async fn put_contact(
             if let Some(Reply::Delay(d)) = other {
                 tokio::time::sleep(d).await;
             }
-            let status = if first_write {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (
-                status,
-                axum::Json(json!({
-                    "id": format!("crm-{}", external_id.len()),
-                    "external_id": external_id,
-                    "version": seen.body["version"],
-                })),
-            )
-                .into_response()
+            (status, axum::Json(accepted)).into_response()
         }
     }
 }
@@ -108,6 +137,7 @@ async fn put_contact(
 async fn start(script: Script) -> SocketAddr {
     let app = Router::new()
         .route("/api/contacts/{external_id}", put(put_contact))
+        .route("/api/contacts/{external_id}/merge", post(merge_contact))
         .with_state(script);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -482,4 +512,193 @@ fn path_segment_encoding() {
     assert_eq!(encode_path_segment("Az09-._~"), "Az09-._~");
     assert_eq!(encode_path_segment("a b/c%d"), "a%20b%2Fc%25d");
     assert_eq!(encode_path_segment("Ж"), "%D0%96");
+}
+
+#[tokio::test]
+async fn merge_posts_to_the_encoded_survivor_with_headers_and_body() {
+    let script = Script::new([]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        token: Some("s3cret-token".into()),
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let survivor = "G/01 ä";
+    assert_eq!(
+        client.merge_url(survivor),
+        format!("http://{addr}/api/contacts/G%2F01%20%C3%A4/merge")
+    );
+    let ack = client
+        .merge(survivor, "G0000000002", "env-m1")
+        .await
+        .unwrap();
+    assert_eq!(
+        ack,
+        MergeAck {
+            merged: true,
+            id: Some("crm-7".into())
+        }
+    );
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method, seen[0].external_id.as_str()),
+        ("POST", survivor)
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer s3cret-token")
+    );
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some("env-m1"));
+    assert_eq!(
+        seen[0].body,
+        json!({ "from": "G0000000002", "envelope_id": "env-m1" })
+    );
+}
+
+#[tokio::test]
+async fn merge_retries_503_then_429_honouring_retry_after() {
+    let script = Script::new([
+        Reply::Status(503, "unavailable"),
+        Reply::Status(503, "unavailable"),
+        Reply::RateLimit(1),
+    ]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let started = Instant::now();
+    let (ack, attempts) = client.merge_with_retry("G1", "G2", "env-m").await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!((attempts, script.hits()), (4, 4));
+    assert!(ack.merged);
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "Retry-After honoured: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(
+        script
+            .seen()
+            .iter()
+            .all(|s| s.idempotency_key.as_deref() == Some("env-m") && s.method == "POST"),
+        "every attempt is the same merge"
+    );
+}
+
+#[tokio::test]
+async fn merge_gives_up_after_max_attempts_like_upserts() {
+    let script = Script::new((0..10).map(|_| Reply::Status(502, "bad_gateway")));
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        max_attempts: 3,
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let err = client
+        .merge_with_retry("G1", "G2", "env-m")
+        .await
+        .unwrap_err();
+    assert_eq!((script.hits(), err.attempts()), (3, Some(3)));
+    assert!(err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        "crm answered 502 (bad_gateway) for envelope env-m (after 3 attempts)"
+    );
+}
+
+#[tokio::test]
+async fn merge_conflict_missing_survivor_and_unprocessable_are_permanent() {
+    for (status, code) in [(409, "conflict"), (404, "not_found"), (422, "same_contact")] {
+        let script = Script::new([Reply::Status(status, code)]);
+        let addr = start(script.clone()).await;
+        let client = CrmRestClient::new(fast_config(addr)).unwrap();
+        let err = client
+            .merge_with_retry("G1", "G2", "env-m")
+            .await
+            .unwrap_err();
+        assert_eq!(script.hits(), 1, "status {status}");
+        assert_eq!(err.attempts(), Some(1));
+        assert!(!err.is_transient() && !err.is_auth() && !err.is_merged());
+        assert_eq!((err.status(), err.code()), (Some(status), Some(code)));
+        assert!(!err.to_string().contains("7999"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn merge_acks_without_a_merge_and_unusable_bodies() {
+    let script = Script::new([
+        Reply::Body(
+            200,
+            r#"{"id": "crm-7", "external_id": "G1", "merged": false}"#,
+        ),
+        Reply::Body(200, r#"{"merged": false}"#),
+        Reply::Body(200, r#"{"id": "crm-7"}"#),
+        Reply::Body(200, r#"{"id": "", "merged": true}"#),
+        Reply::Body(200, "<html>proxy</html>"),
+    ]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let ack = client.merge("G1", "G2", "env-m").await.unwrap();
+    assert_eq!(
+        ack,
+        MergeAck {
+            merged: false,
+            id: Some("crm-7".into())
+        }
+    );
+    let ack = client.merge("G1", "G2", "env-m").await.unwrap();
+    assert_eq!(
+        ack,
+        MergeAck {
+            merged: false,
+            id: None
+        }
+    );
+    for expected in ["not a merge ack", "the contact id is empty", "not json"] {
+        let err = client
+            .merge_with_retry("G1", "G2", "env-m")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.last(), CrmError::BadResponse { status: 200, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(err.attempts(), Some(1));
+    }
+    assert_eq!(script.hits(), 5);
+}
+
+#[tokio::test]
+async fn merge_refuses_unusable_ids_before_sending() {
+    let script = Script::new([]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    for (survivor, loser) in [
+        ("", "G2"),
+        (".", "G2"),
+        ("..", "G2"),
+        ("G1", ""),
+        ("G1", "G1"),
+    ] {
+        let err = client
+            .merge_with_retry(survivor, loser, "env-m")
+            .await
+            .unwrap_err();
+        assert!(matches!(err.last(), CrmError::Request { .. }), "{err:?}");
+        assert_eq!(err.attempts(), Some(1));
+    }
+    assert_eq!(script.hits(), 0);
+}
+
+#[tokio::test]
+async fn upsert_to_a_merged_contact_is_permanent_and_recognised() {
+    let script = Script::new([Reply::Status(409, "merged")]);
+    let addr = start(script.clone()).await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let err = client
+        .upsert_with_retry(&upsert("G2", 4))
+        .await
+        .unwrap_err();
+    assert!(err.is_merged() && !err.is_transient());
+    assert_eq!((script.hits(), err.attempts()), (1, Some(1)));
 }

@@ -122,16 +122,21 @@ pub(crate) struct Memo {
 struct Slots {
     keys: Vec<u64>,
     levels: Vec<u8>,
+    bits: u32,
 }
 
 const MEMO_BITS: u32 = 15;
+/// One pair of records compares a handful of symbol pairs: a tiny table, since clearing
+/// the full one costs more than the comparisons it saves.
+const PAIR_MEMO_BITS: u32 = 4;
 
 impl Slots {
-    fn new() -> Self {
+    fn new(bits: u32) -> Self {
         Slots {
             // Key 0 (the pair 0, 0) never occurs: missing values are answered before lookup.
-            keys: vec![0; 1 << MEMO_BITS],
-            levels: vec![0; 1 << MEMO_BITS],
+            keys: vec![0; 1 << bits],
+            levels: vec![0; 1 << bits],
+            bits,
         }
     }
 
@@ -139,7 +144,7 @@ impl Slots {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let key = (u64::from(lo) << 32) | u64::from(hi);
         // Multiplicative hashing: the top bits of the product index the table.
-        let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - MEMO_BITS)) as usize;
+        let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize;
         if self.keys[slot] == key {
             return self.levels[slot];
         }
@@ -153,13 +158,21 @@ impl Slots {
 impl Default for Memo {
     fn default() -> Self {
         Memo {
-            names: Slots::new(),
-            places: Slots::new(),
+            names: Slots::new(MEMO_BITS),
+            places: Slots::new(MEMO_BITS),
         }
     }
 }
 
 impl Memo {
+    /// A memo for scoring one pair of records.
+    pub(crate) fn for_one_pair() -> Self {
+        Memo {
+            names: Slots::new(PAIR_MEMO_BITS),
+            places: Slots::new(PAIR_MEMO_BITS),
+        }
+    }
+
     fn name(&mut self, s: &Interner, a: Sym, b: Sym) -> u8 {
         if a == 0 || b == 0 {
             return 0;

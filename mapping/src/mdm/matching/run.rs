@@ -848,7 +848,7 @@ impl PairScore {
 pub fn score_pair(model: &Model, a: &MatchRecord, b: &MatchRecord) -> PairScore {
     let set = RecordSet::of(&[a, b]);
     let (fa, fb) = (&set.features[0], &set.features[1]);
-    let lv = levels(&set.strings, &mut Memo::default(), fa, fb);
+    let lv = levels(&set.strings, &mut Memo::for_one_pair(), fa, fb);
     let weight = model.weight(&lv);
     let refs_shared = {
         let mut ra: Vec<u64> = set.refs.iter().filter(|r| r.1 == 0).map(|r| r.0).collect();
