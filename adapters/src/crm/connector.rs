@@ -502,6 +502,56 @@ struct StillFailing {
     retry_after: Option<Duration>,
 }
 
+/// Writes `batch` in chunks of at most `max` records with no external id twice in a chunk
+/// (a repeated key waits for the chunk after), each chunk through [`retry_in_place`] with
+/// `send`. A record without an external id fails permanently without a request. One
+/// outcome per input, in order: what every connector's `write_batch` does around its own
+/// request.
+pub(crate) async fn write_chunked<'a, F, Fut>(
+    crm: &'static str,
+    policy: &RetryPolicy,
+    max: usize,
+    batch: &'a [ContactWrite],
+    send: F,
+) -> Vec<WriteOutcome>
+where
+    F: Fn(Vec<&'a ContactWrite>) -> Fut + Sync,
+    Fut: Future<Output = Vec<WriteOutcome>> + Send,
+{
+    let mut out: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
+    let mut sendable = Vec::with_capacity(batch.len());
+    for (i, w) in batch.iter().enumerate() {
+        if w.external_id.is_empty() {
+            out[i] = Some(WriteOutcome::Failed(CrmFailure::permanent(format!(
+                "{crm}: the external id is empty"
+            ))));
+        } else {
+            sendable.push(i);
+        }
+    }
+    let writes: Vec<&'a ContactWrite> = sendable.iter().map(|&i| &batch[i]).collect();
+    let keys = writes.iter().map(|w| w.external_id.as_str());
+    for chunk in unique_chunks(keys, max) {
+        let chunk_writes: Vec<&'a ContactWrite> = chunk.iter().map(|&j| writes[j]).collect();
+        let outcomes = retry_in_place(crm, policy, chunk_writes.len(), |todo| {
+            send(todo.iter().map(|&k| chunk_writes[k]).collect())
+        })
+        .await;
+        for (&j, outcome) in chunk.iter().zip(outcomes) {
+            out[sendable[j]] = Some(outcome);
+        }
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                WriteOutcome::Failed(CrmFailure::transient(format!(
+                    "{crm}: record not attempted"
+                )))
+            })
+        })
+        .collect()
+}
+
 /// The one in-place retry loop of the connectors.
 ///
 /// `attempt` gets the positions (into a batch of `len` records) still to be written and

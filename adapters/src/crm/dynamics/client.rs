@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::crm::connector::{
     ConnectorError, ContactWrite, CrmConnector, CrmFailure, FieldMap, WriteOutcome, bearer,
-    bounded_in_order, http_client, retry_in_place, transport_failure, unique_chunks,
+    bounded_in_order, http_client, transport_failure, write_chunked,
 };
 use crate::crm::rest::service::{encode_path_segment, parse_retry_after, usable_code};
 
@@ -279,40 +279,16 @@ impl CrmConnector for DynamicsConnector {
     }
 
     async fn write_batch(&self, batch: &[ContactWrite]) -> Vec<WriteOutcome> {
-        let mut out: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
-        let mut sendable = Vec::with_capacity(batch.len());
-        for (i, w) in batch.iter().enumerate() {
-            if w.external_id.is_empty() {
-                out[i] = Some(WriteOutcome::Failed(CrmFailure::permanent(
-                    "dynamics: the external id is empty",
-                )));
-            } else {
-                sendable.push(i);
-            }
-        }
-        let writes: Vec<&ContactWrite> = sendable.iter().map(|&i| &batch[i]).collect();
         // Rounds, not size limits: a key repeated in the batch waits for the earlier write.
-        let keys = writes.iter().map(|w| w.external_id.as_str());
-        for round in unique_chunks(keys, usize::MAX) {
-            let round_writes: Vec<&ContactWrite> = round.iter().map(|&j| writes[j]).collect();
-            let outcomes =
-                retry_in_place(NAME, &self.cfg.retry, round_writes.len(), |todo| {
-                    let recs: Vec<&ContactWrite> = todo.iter().map(|&k| round_writes[k]).collect();
-                    async move {
-                        bounded_in_order(recs, self.cfg.concurrency, |w| self.upsert_one(w)).await
-                    }
-                })
-                .await;
-            for (&j, outcome) in round.iter().zip(outcomes) {
-                out[sendable[j]] = Some(outcome);
-            }
-        }
-        out.into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    WriteOutcome::Failed(CrmFailure::transient("dynamics: record not attempted"))
-                })
-            })
-            .collect()
+        write_chunked(
+            NAME,
+            &self.cfg.retry,
+            usize::MAX,
+            batch,
+            |recs| async move {
+                bounded_in_order(recs, self.cfg.concurrency, |w| self.upsert_one(w)).await
+            },
+        )
+        .await
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::crm::connector::{
     ConnectorError, ContactWrite, CrmConnector, CrmFailure, FieldMap, WriteOutcome, bearer,
-    http_client, retry_in_place, transport_failure, unique_chunks,
+    http_client, transport_failure, write_chunked,
 };
 use crate::crm::rest::service::{encode_path_segment, parse_retry_after, usable_code};
 
@@ -417,36 +417,13 @@ impl CrmConnector for SalesforceConnector {
     }
 
     async fn write_batch(&self, batch: &[ContactWrite]) -> Vec<WriteOutcome> {
-        let mut out: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
-        let mut sendable = Vec::with_capacity(batch.len());
-        for (i, w) in batch.iter().enumerate() {
-            if w.external_id.is_empty() {
-                out[i] = Some(WriteOutcome::Failed(CrmFailure::permanent(
-                    "salesforce: the external id is empty",
-                )));
-            } else {
-                sendable.push(i);
-            }
-        }
-        let writes: Vec<&ContactWrite> = sendable.iter().map(|&i| &batch[i]).collect();
-        let keys = writes.iter().map(|w| w.external_id.as_str());
-        for chunk in unique_chunks(keys, self.cfg.batch_size) {
-            let chunk_writes: Vec<&ContactWrite> = chunk.iter().map(|&j| writes[j]).collect();
-            let outcomes = retry_in_place(NAME, &self.cfg.retry, chunk_writes.len(), |todo| {
-                let recs: Vec<&ContactWrite> = todo.iter().map(|&k| chunk_writes[k]).collect();
-                async move { self.attempt(&recs).await }
-            })
-            .await;
-            for (&j, outcome) in chunk.iter().zip(outcomes) {
-                out[sendable[j]] = Some(outcome);
-            }
-        }
-        out.into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    WriteOutcome::Failed(CrmFailure::transient("salesforce: record not attempted"))
-                })
-            })
-            .collect()
+        write_chunked(
+            NAME,
+            &self.cfg.retry,
+            self.cfg.batch_size,
+            batch,
+            |recs| async move { self.attempt(&recs).await },
+        )
+        .await
     }
 }
