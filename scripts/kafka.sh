@@ -3,11 +3,20 @@
 # development and tests. The broker jars are fetched once with Maven into
 # .cache/kafka/<version>/libs, so nothing but Java 17+ and Maven is needed.
 #
+# Two client listeners: PLAINTEXT on 127.0.0.1:9092 and SASL_SSL (SCRAM-SHA-512 and
+# SCRAM-SHA-256 over TLS) on 127.0.0.1:9094. The TLS material is generated once with keytool
+# (part of Java) under .cache/kafka/tls/: a private CA (ca.pem), a broker certificate for
+# 127.0.0.1 and localhost signed by it (broker.p12), and the password of the SCRAM user `hub`
+# (scram-password, mode 600). The user is created through the PLAINTEXT listener after the
+# broker is up, so a data dir formatted before the SASL listener existed works as well.
+#
 #   scripts/kafka.sh start     fetch jars (once), format storage (once), start, wait until it answers
 #   scripts/kafka.sh stop      SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT seconds
 #   scripts/kafka.sh restart   stop + start, data kept (committed offsets survive)
 #   scripts/kafka.sh status    exit 0 only when the broker is running and answering
-#   scripts/kafka.sh reset     stop and delete the data dir (jars are kept)
+#   scripts/kafka.sh reset     stop and delete the data dir (jars and TLS material are kept)
+#   scripts/kafka.sh sasl-env  print KAFKA_SASL_BOOTSTRAP, KAFKA_SASL_CA, KAFKA_SASL_USER and
+#                              KAFKA_SASL_PASSWORD_FILE lines (NAME=value) for the tests
 #   scripts/kafka.sh tool CLASS [ARGS...]
 #                              run a Kafka tool class with the broker's classpath, e.g.
 #                              tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
@@ -16,6 +25,7 @@
 #   KAFKA_VERSION          4.1.1     org.apache.kafka:kafka_2.13 version
 #   KAFKA_PORT             9092      client listener (PLAINTEXT, 127.0.0.1)
 #   KAFKA_CONTROLLER_PORT  9093      KRaft controller listener
+#   KAFKA_SASL_PORT        9094      client listener (SASL_SSL with SCRAM, 127.0.0.1)
 #   KAFKA_DATA_DIR         .cache/kafka/data
 #   KAFKA_HEAP_OPTS        -Xms256m -Xmx512m
 #   KAFKA_OPTS             extra JVM options for the broker
@@ -33,6 +43,7 @@ DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-9094}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -50,6 +61,12 @@ ADMIN_CONFIG="$CACHE/admin.properties"
 LOG_FILE="$CACHE/broker.log"
 PID_FILE="$CACHE/broker.pid"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+SASL_BOOTSTRAP="127.0.0.1:$KAFKA_SASL_PORT"
+TLS_DIR="$CACHE/tls"
+SCRAM_USER="hub"
+# SCRAM credentials are stored in the cluster metadata, so the marker of "user created with
+# this password" lives in the data dir and goes away with it on reset.
+SCRAM_MARKER="$DATA_DIR/.hub-scram-user"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -142,10 +159,108 @@ fetch_libs() {
     log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - started))s into ${LIBS#"$ROOT"/}"
 }
 
+# ----------------------------------------------------------------- tls ----
+
+# A random secret of 48 hex digits (no SIGPIPE-prone pipes under pipefail).
+random_secret() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
+
+# Generates the CA, the broker's keystore and the SCRAM password once. Everything is built in
+# a temporary folder and moved into place at the end, so an interrupted run never leaves a
+# half-made set behind.
+ensure_tls() {
+    if [[ -f "$TLS_DIR/.complete" ]]; then
+        return 0
+    fi
+    need keytool "install a Java 17+ runtime (keytool makes the broker's TLS certificate)"
+    local tmp="$TLS_DIR.tmp" pass
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    chmod 700 "$tmp"
+    log "generating a private CA, the broker certificate and the SCRAM password in ${TLS_DIR#"$ROOT"/} ..."
+    (
+        umask 077
+        random_secret >"$tmp/keystore-password"
+        random_secret >"$tmp/scram-password"
+    )
+    pass="$(cat "$tmp/keystore-password")"
+    # keytool reads store passwords from the environment, so they never show in `ps`.
+    export HUB_KAFKA_STOREPASS="$pass"
+    local kt=(keytool -storetype PKCS12 -storepass:env HUB_KAFKA_STOREPASS)
+    {
+        "${kt[@]}" -genkeypair -keystore "$tmp/ca.p12" -alias ca -keyalg RSA -keysize 3072 \
+            -validity 3650 -dname "CN=integration-hub development CA" -ext bc:c
+        "${kt[@]}" -exportcert -rfc -keystore "$tmp/ca.p12" -alias ca -file "$tmp/ca.pem"
+        "${kt[@]}" -genkeypair -keystore "$tmp/broker.p12" -alias broker -keyalg RSA -keysize 2048 \
+            -validity 825 -dname "CN=localhost"
+        "${kt[@]}" -certreq -keystore "$tmp/broker.p12" -alias broker -file "$tmp/broker.csr"
+        "${kt[@]}" -gencert -keystore "$tmp/ca.p12" -alias ca -rfc -validity 825 \
+            -infile "$tmp/broker.csr" -outfile "$tmp/broker.pem" \
+            -ext "SAN=ip:127.0.0.1,dns:localhost" -ext "KU=digitalSignature,keyEncipherment" \
+            -ext "EKU=serverAuth"
+        # The chain: CA first, then the signed certificate replaces the self-signed one.
+        "${kt[@]}" -importcert -noprompt -keystore "$tmp/broker.p12" -alias ca -file "$tmp/ca.pem"
+        "${kt[@]}" -importcert -noprompt -keystore "$tmp/broker.p12" -alias broker -file "$tmp/broker.pem"
+    } >"$tmp/keytool.log" 2>&1 || {
+        cat "$tmp/keytool.log" >&2
+        die "keytool could not create the TLS material (see above)"
+    }
+    unset HUB_KAFKA_STOREPASS
+    rm -f "$tmp/broker.csr" "$tmp/keytool.log"
+    chmod 600 "$tmp/ca.p12" "$tmp/broker.p12"
+    chmod 644 "$tmp/ca.pem" "$tmp/broker.pem"
+    touch "$tmp/.complete"
+    rm -rf "$TLS_DIR"
+    mv "$tmp" "$TLS_DIR"
+}
+
+# Creates (or updates) the SCRAM user through the PLAINTEXT listener, once per data dir and
+# password: KRaft keeps SCRAM credentials in the cluster metadata.
+ensure_scram_user() {
+    local sum
+    sum="$(cksum <"$TLS_DIR/scram-password")"
+    if [[ -f "$SCRAM_MARKER" && "$(cat "$SCRAM_MARKER")" == "$sum" ]]; then
+        return 0
+    fi
+    log "creating SCRAM user '$SCRAM_USER' (SCRAM-SHA-512, SCRAM-SHA-256) ..."
+    # The password goes in a file (mode 600), never on a command line. In a file the value
+    # takes no brackets (those are only stripped from --add-config). One mechanism per
+    # request: the broker refuses two changes to one user in a request.
+    local cfg="$TLS_DIR/.scram-add.properties" pw out mech
+    pw="$(cat "$TLS_DIR/scram-password")"
+    for mech in SCRAM-SHA-512 SCRAM-SHA-256; do
+        (umask 077 && printf '%s=iterations=8192,password=%s\n' "$mech" "$pw" >"$cfg")
+        if ! out="$(timeout 60 java -Xmx256m -XX:TieredStopAtLevel=1 \
+            -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$LIBS/*" \
+            kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" \
+            --command-config "$ADMIN_CONFIG" --alter --entity-type users \
+            --entity-name "$SCRAM_USER" --add-config-file "$cfg" 2>&1)"; then
+            rm -f "$cfg"
+            # The tool echoes a rejected setting, password included.
+            printf '%s\n' "${out//"$pw"/***}" >&2
+            die "could not create the $mech credential of '$SCRAM_USER' through $BOOTSTRAP"
+        fi
+    done
+    rm -f "$cfg"
+    echo "$sum" >"$SCRAM_MARKER"
+}
+
+cmd_sasl_env() {
+    [[ -f "$TLS_DIR/.complete" ]] || die "no TLS material in ${TLS_DIR#"$ROOT"/} yet; run '$0 start' first"
+    echo "KAFKA_SASL_BOOTSTRAP=$SASL_BOOTSTRAP"
+    echo "KAFKA_SASL_CA=$TLS_DIR/ca.pem"
+    echo "KAFKA_SASL_USER=$SCRAM_USER"
+    echo "KAFKA_SASL_PASSWORD_FILE=$TLS_DIR/scram-password"
+}
+
 # -------------------------------------------------------------- config ----
 
 write_configs() {
     mkdir -p "$CACHE" "$DATA_DIR"
+    local storepass=""
+    [[ -f "$TLS_DIR/keystore-password" ]] && storepass="$(cat "$TLS_DIR/keystore-password")"
+    # It holds the keystore password.
+    (umask 077 && : >"$CONFIG")
+    chmod 600 "$CONFIG"
     cat >"$CONFIG" <<EOF
 # Generated by scripts/kafka.sh on every start; edit the script, not this file.
 # KRaft combined mode: this one process is both the controller and the broker.
@@ -155,11 +270,22 @@ node.id=1
 # endpoints, so changing ports later never strands a formatted data dir.
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 log.dirs=$DATA_DIR
+
+# SASL_SSL: SCRAM over TLS with the broker certificate from tls/ (signed by tls/ca.pem).
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$storepass
+listener.name.sasl_ssl.ssl.key.password=$storepass
+# TLS 1.2 and 1.3 only.
+listener.name.sasl_ssl.ssl.enabled.protocols=TLSv1.3,TLSv1.2
 
 # One node: every internal topic must accept a replication factor of 1.
 default.replication.factor=1
@@ -297,17 +423,20 @@ cmd_start() {
     need java "install a Java 17+ runtime"
     take_lock
     fetch_libs
+    ensure_tls
     write_configs
 
     local pid
     if pid="$(broker_pid)"; then
         if answering; then
             log "already running (pid $pid) on $BOOTSTRAP"
+            sasl_ready
             return 0
         fi
         # Started by an earlier call that has not finished starting yet.
         wait_until_answering "$pid"
         log "running (pid $pid) on $BOOTSTRAP"
+        sasl_ready
         return 0
     fi
     rm -f "$PID_FILE"
@@ -322,6 +451,9 @@ cmd_start() {
 
     if port_open "$KAFKA_CONTROLLER_PORT"; then
         die "controller port $KAFKA_CONTROLLER_PORT is already in use (set KAFKA_CONTROLLER_PORT)"
+    fi
+    if port_open "$KAFKA_SASL_PORT"; then
+        die "SASL_SSL port $KAFKA_SASL_PORT is already in use (set KAFKA_SASL_PORT)"
     fi
 
     format_storage
@@ -361,7 +493,18 @@ cmd_start() {
     [[ -n "${pid:-}" ]] || fail_start "broker process did not start"
 
     wait_until_answering "$pid"
-    log "ready: Kafka $KAFKA_VERSION on $BOOTSTRAP (pid $pid, started in $((SECONDS - started))s, log ${LOG_FILE#"$ROOT"/})"
+    sasl_ready
+    log "ready: Kafka $KAFKA_VERSION on $BOOTSTRAP and $SASL_BOOTSTRAP (SASL_SSL) (pid $pid, started in $((SECONDS - started))s, log ${LOG_FILE#"$ROOT"/})"
+}
+
+# The SCRAM user exists and the SASL_SSL listener accepts connections. A broker started by an
+# older version of this script has no such listener: it says so rather than failing, since
+# the PLAINTEXT listener other users rely on is fine.
+sasl_ready() {
+    ensure_scram_user
+    if ! port_open "$KAFKA_SASL_PORT"; then
+        log "WARNING: the running broker has no SASL_SSL listener on $SASL_BOOTSTRAP (started before it was configured); '$0 restart' adds it"
+    fi
 }
 
 # Our broker even without a pid file: a java process running kafka.Kafka with our config.
@@ -445,9 +588,10 @@ case "${1:-}" in
         ;;
     status) cmd_status ;;
     reset) cmd_reset ;;
+    sasl-env) cmd_sasl_env ;;
     tool) shift; cmd_tool "$@" ;;
     *)
-        echo "usage: $0 {start|stop|restart|status|reset|tool CLASS [ARGS...]}" >&2
+        echo "usage: $0 {start|stop|restart|status|reset|sasl-env|tool CLASS [ARGS...]}" >&2
         exit 2
         ;;
 esac

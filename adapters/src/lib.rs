@@ -7,6 +7,7 @@
 //!   centre drops (statement CSV, fixed width, ISO 20022 camt, SWIFT MT940/MT942, 1C
 //!   ClientBankExchange) into canonical records.
 //! - [`crm`]: sinks that deliver customer records into the CRM.
+//! - [`tls`]: CA bundles, client certificates and the plain-HTTP rule of every client.
 
 pub mod aml;
 pub mod crm;
@@ -14,5 +15,6 @@ pub mod file_drop;
 pub mod formats;
 pub mod rest_poll;
 pub mod soap;
+pub mod tls;
 mod transport;
 pub mod webhook;

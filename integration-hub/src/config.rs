@@ -9,7 +9,7 @@
 //! Secrets are never written inline: a secret field holds a reference, `env:NAME` or
 //! `file:PATH`, resolved by [`resolve_secret`] when the hub starts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,8 @@ pub struct Config {
     pub hub: HubSection,
     pub bus: BusSection,
     pub store: StoreSection,
+    /// Which database holds the hub's state; absent means SQLite (`[store] path`).
+    pub state: StateSection,
     pub http: HttpSection,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
@@ -40,6 +42,25 @@ pub struct Config {
     pub master_data: Option<MasterDataSection>,
     /// Bars and mandatory fields of `hub quality`; absent means the defaults.
     pub quality: Option<mapping::mdm::quality::QualityConfig>,
+    /// API callers: tokens by hash, OIDC issuers, the mass-read limit.
+    pub auth: Option<crate::auth::section::AuthSection>,
+    /// The audit log's place and chain key.
+    pub audit: Option<crate::audit::AuditSection>,
+    /// Scheduled reconciliation of a source with the CRM; absent means none is scheduled.
+    pub reconcile: Option<ReconcileSection>,
+    /// Keys encrypting personal fields at rest; absent means values are stored as they are.
+    pub encryption: Option<EncryptionSection>,
+}
+
+/// `[encryption]`: the keys of field encryption at rest (docs/pii.md). Keys are references
+/// (`env:NAME`, `file:path`) to 32 bytes written as 64 hex digits or base64; `active`
+/// encrypts new values, every listed key decrypts (so keep a retired key until `hub keys
+/// rotate` has re-encrypted its values).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSection {
+    pub active: String,
+    pub keys: BTreeMap<String, String>,
 }
 
 /// `[hub]`: process-wide settings.
@@ -176,6 +197,32 @@ pub struct StoreSection {
     pub path: Option<PathBuf>,
 }
 
+/// Where the hub's state (file ledger, delivered versions, cursors, webhook ids, dead-letter
+/// actions) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// A SQLite file beside the hub (`[store] path`): one hub process.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by several hub processes in one Kafka consumer group
+    /// (docs/scale-out.md).
+    Postgres,
+}
+
+/// `[state]`: the backend of the state store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// `sqlite` (default) or `postgres`.
+    #[serde(default)]
+    pub store: StateBackend,
+    /// PostgreSQL connection URL, a secret reference (`env:NAME` or `file:PATH`); the schema
+    /// is the URL's `search_path` (`?options=-c%20search_path%3D<schema>`).
+    #[serde(default)]
+    pub postgres_url: Option<String>,
+}
+
 /// `[http]`: health, readiness and metrics.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +234,14 @@ pub struct HttpSection {
     /// (`env:NAME` or `file:PATH`); without it the admin API is not mounted.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Serve HTTPS (`[http.tls]`, docs/tls.md); absent means plain HTTP, which a `listen`
+    /// address off loopback refuses unless `allow_plain_http = true`.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// Allow plain HTTP on a `listen` address that is not loopback (a TLS-terminating
+    /// proxy on a private segment). Default false.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 impl Default for HttpSection {
@@ -194,8 +249,25 @@ impl Default for HttpSection {
         HttpSection {
             listen: default_listen(),
             admin_token: None,
+            tls: None,
+            allow_plain_http: false,
         }
     }
+}
+
+/// `[http.tls]`: the listener's certificate and, optionally, the CA its clients'
+/// certificates must chain to. Paths are relative to the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain of the listener, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM bundle of CAs for client certificates: when set, every client must present a
+    /// certificate chaining to one of them (mTLS), probes and `/metrics` included.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -460,6 +532,41 @@ pub struct MasterDataSection {
     pub mastership: mapping::mdm::mastership::MastershipConfig,
 }
 
+/// `[reconcile]`: a reconciliation of one source with one sink's CRM run inside the hub
+/// (docs/reconcile.md); also what `POST /api/reconcile/runs` starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSection {
+    /// The source (core bank) to compare.
+    pub source: String,
+    /// The sink whose CRM is compared; may be left out when one sink delivers the source.
+    #[serde(default)]
+    pub sink: Option<String>,
+    /// Run every this many seconds (the first run one period after the start); absent:
+    /// only runs started through the API.
+    #[serde(default)]
+    pub every_secs: Option<u64>,
+}
+
+impl ReconcileSection {
+    /// Problems `hub validate` reports, as (field, message).
+    pub fn problems(&self, config: &Config) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !config.sources.iter().any(|s| s.name == self.source) {
+            out.push(("source", format!("no source named `{}`", self.source)));
+        }
+        if let Some(sink) = &self.sink
+            && !config.sinks.iter().any(|s| &s.name == sink)
+        {
+            out.push(("sink", format!("no sink named `{sink}`")));
+        }
+        if self.every_secs == Some(0) {
+            out.push(("every_secs", "must be at least 1".to_owned()));
+        }
+        out
+    }
+}
+
 fn default_screen_threshold() -> f64 {
     compliance::DEFAULT_THRESHOLD
 }
@@ -533,12 +640,17 @@ const TOP_LEVEL: &[&str] = &[
     "hub",
     "bus",
     "store",
+    "state",
     "http",
     "sources",
     "sinks",
     "compliance",
     "master_data",
     "quality",
+    "auth",
+    "audit",
+    "reconcile",
+    "encryption",
 ];
 
 /// Parses and validates config text; `base_dir` anchors relative paths.
@@ -580,6 +692,13 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         &lines,
         &mut problems,
     );
+    let state: Option<StateSection> = section_of(
+        section("state"),
+        &[seg("state")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
     let http: Option<HttpSection> = section_of(
         section("http"),
         &[seg("http")],
@@ -608,16 +727,74 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         &lines,
         &mut problems,
     );
+    let auth: Option<crate::auth::section::AuthSection> = section_of(
+        section("auth"),
+        &[seg("auth")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    let audit: Option<crate::audit::AuditSection> = section_of(
+        section("audit"),
+        &[seg("audit")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    let encryption: Option<EncryptionSection> = section_of(
+        section("encryption"),
+        &[seg("encryption")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    if let Some(e) = &encryption {
+        encryption_checks(e, &spans, &lines, &mut problems);
+    }
+    let reconcile: Option<ReconcileSection> = section_of(
+        section("reconcile"),
+        &[seg("reconcile")],
+        &spans,
+        &lines,
+        &mut problems,
+    );
+    if let Some(a) = &auth {
+        for (path, message) in a.problems() {
+            problems.push(Problem {
+                line: spans.line(&[seg("auth")], &lines),
+                path,
+                message,
+            });
+        }
+    }
+    if let Some(r) = audit.as_ref().and_then(|a| a.key.as_ref())
+        && let Err(message) = SecretRef::parse(r)
+    {
+        problems.push(Problem {
+            path: "audit.key".into(),
+            line: spans.line(&[seg("audit"), seg("key")], &lines),
+            message,
+        });
+    }
     let sources: Vec<Option<SourceConfig>> =
         entries_of(section("sources"), "sources", &spans, &lines, &mut problems);
     let sinks: Vec<Option<SinkConfig>> =
         entries_of(section("sinks"), "sinks", &spans, &lines, &mut problems);
 
+    // Relative paths of [bus.kafka.security] are relative to the config file, like the rest.
+    let mut bus = bus;
+    // So are the TLS files of the listener, the sinks and the AML provider.
+    let (mut http, mut sinks, mut compliance) = (http, sinks, compliance);
+    resolve_tls_paths(&mut http, &mut sinks, &mut compliance, &base_dir);
+    if let Some(k) = bus.as_mut().and_then(|b| b.kafka.as_mut()) {
+        k.security.base_dir = base_dir.clone();
+    }
     let config = Config {
         base_dir,
         hub: hub.unwrap_or_default(),
         bus: bus.unwrap_or_default(),
         store: store.unwrap_or_default(),
+        state: state.unwrap_or_default(),
         http: http.unwrap_or_default(),
         sources: sources.iter().flatten().cloned().collect(),
         sinks: sinks.iter().flatten().cloned().collect(),
@@ -633,6 +810,26 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         },
         quality: if root.contains_key("quality") {
             quality
+        } else {
+            None
+        },
+        auth: if root.contains_key("auth") {
+            auth
+        } else {
+            None
+        },
+        audit: if root.contains_key("audit") {
+            audit
+        } else {
+            None
+        },
+        reconcile: if root.contains_key("reconcile") {
+            reconcile
+        } else {
+            None
+        },
+        encryption: if root.contains_key("encryption") {
+            encryption
         } else {
             None
         },
@@ -655,6 +852,15 @@ pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<Problem>> {
         &lines,
         &mut problems,
     );
+    if let Some(r) = &config.reconcile {
+        for (field, message) in r.problems(&config) {
+            problems.push(Problem {
+                path: format!("reconcile.{field}"),
+                line: spans.line(&[seg("reconcile"), seg(field)], &lines),
+                message,
+            });
+        }
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -686,6 +892,14 @@ fn semantic_checks(
             "`kind = \"kafka\"` needs a [bus.kafka] section".into(),
         );
     }
+    if let Some(k) = &config.bus.kafka {
+        for (field, message) in k.security.problems(&k.bootstrap_servers) {
+            add(
+                vec![seg("bus"), seg("kafka"), seg("security"), seg(field)],
+                message,
+            );
+        }
+    }
     if config.bus.topic_prefix.is_empty()
         || !config
             .bus
@@ -714,6 +928,9 @@ fn semantic_checks(
         && let Err(e) = SecretRef::parse(t)
     {
         add(vec![seg("http"), seg("admin_token")], e);
+    }
+    for (path, message) in transport_security_problems(config, sources, sinks) {
+        add(path, message);
     }
     let mut names = BTreeSet::new();
     for (i, s) in sources.iter().enumerate() {
@@ -957,6 +1174,9 @@ fn semantic_checks(
             add(at("api_token"), e);
         }
     }
+    for (path, message) in shared_state_problems(config, sinks) {
+        add(path, message);
+    }
     let mut sink_names = BTreeSet::new();
     for (i, s) in sinks.iter().enumerate() {
         let Some(s) = s else { continue };
@@ -1118,6 +1338,194 @@ fn semantic_checks(
     }
 }
 
+// ---- TLS: listener and client files, the plain-HTTP rule (docs/tls.md) ----
+
+/// The client TLS tables of a sink, with the table name (`crm_rest`, ...).
+fn sink_tls_mut(s: &mut SinkConfig) -> Vec<&mut adapters::tls::ClientTls> {
+    let mut out = Vec::new();
+    if let Some(c) = s.crm_rest.as_mut() {
+        out.push(&mut c.tls);
+    }
+    if let Some(c) = s.salesforce.as_mut() {
+        out.push(&mut c.tls);
+    }
+    if let Some(c) = s.dynamics.as_mut() {
+        out.push(&mut c.tls);
+    }
+    if let Some(c) = s.bitrix24.as_mut() {
+        out.push(&mut c.tls);
+    }
+    out
+}
+
+/// Every outgoing endpoint with a client TLS table: (key path of its table, URL field and
+/// URL — `None` when the URL is a secret reference —, `allow_plain_http`, TLS table).
+type Endpoint<'a> = (
+    Vec<Seg>,
+    Option<(&'static str, &'a str)>,
+    bool,
+    &'a adapters::tls::ClientTls,
+);
+
+fn client_endpoints<'a>(config: &'a Config, sinks: &'a [Option<SinkConfig>]) -> Vec<Endpoint<'a>> {
+    let mut out: Vec<Endpoint<'a>> = Vec::new();
+    for (i, s) in sinks.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let at = |t: &str| vec![seg("sinks"), Seg::Index(i), seg(t)];
+        if let Some(c) = &s.crm_rest {
+            out.push((
+                at("crm_rest"),
+                Some(("base_url", &c.base_url)),
+                c.allow_plain_http,
+                &c.tls,
+            ));
+        }
+        if let Some(c) = &s.salesforce {
+            out.push((
+                at("salesforce"),
+                Some(("instance_url", &c.instance_url)),
+                c.allow_plain_http,
+                &c.tls,
+            ));
+        }
+        if let Some(c) = &s.dynamics {
+            out.push((
+                at("dynamics"),
+                Some(("org_url", &c.org_url)),
+                c.allow_plain_http,
+                &c.tls,
+            ));
+        }
+        // The Bitrix24 URL is a secret reference: its client applies the rule at start.
+        if let Some(c) = &s.bitrix24 {
+            out.push((at("bitrix24"), None, c.allow_plain_http, &c.tls));
+        }
+    }
+    if let Some(p) = config.compliance.as_ref().and_then(|c| c.provider.as_ref()) {
+        out.push((
+            vec![seg("compliance"), seg("provider")],
+            Some(("base_url", &p.base_url)),
+            p.allow_plain_http,
+            &p.tls,
+        ));
+    }
+    out
+}
+
+/// Makes the TLS file paths of the listener, the sinks and the AML provider relative to the
+/// config file's folder. (REST and SOAP sources resolve theirs when their client is built.)
+fn resolve_tls_paths(
+    http: &mut Option<HttpSection>,
+    sinks: &mut [Option<SinkConfig>],
+    compliance: &mut Option<ComplianceSection>,
+    base_dir: &Path,
+) {
+    if let Some(t) = http.as_mut().and_then(|h| h.tls.as_mut()) {
+        for p in [&mut t.cert_file, &mut t.key_file]
+            .into_iter()
+            .chain(t.client_ca_file.as_mut())
+        {
+            if p.is_relative() {
+                *p = base_dir.join(&*p);
+            }
+        }
+    }
+    for s in sinks.iter_mut().flatten() {
+        for tls in sink_tls_mut(s) {
+            tls.resolve_paths(base_dir);
+        }
+    }
+    if let Some(p) = compliance.as_mut().and_then(|c| c.provider.as_mut()) {
+        p.tls.resolve_paths(base_dir);
+    }
+}
+
+/// Static transport-security rules: no plain HTTP off loopback unless the endpoint allows
+/// it (listener and clients alike), and coherent client TLS tables.
+fn transport_security_problems(
+    config: &Config,
+    sources: &[Option<SourceConfig>],
+    sinks: &[Option<SinkConfig>],
+) -> Vec<(Vec<Seg>, String)> {
+    let mut out = Vec::new();
+    let http = &config.http;
+    if let Ok(addr) = http.listen.parse::<std::net::SocketAddr>()
+        && !addr.ip().is_loopback()
+        && http.tls.is_none()
+        && !http.allow_plain_http
+    {
+        out.push((
+            vec![seg("http"), seg("listen")],
+            format!(
+                "plain http on {addr} (not loopback) is refused: admin tokens, webhook bodies \
+                 and customer data would cross the network unencrypted; add [http.tls] \
+                 (docs/tls.md) or set `[http] allow_plain_http = true`"
+            ),
+        ));
+    }
+    for (mut table, url, allow, tls) in client_endpoints(config, sinks) {
+        if let Some((field, url)) = url
+            && let Some(reason) = adapters::tls::plain_http_problem(url, allow)
+        {
+            let mut path = table.clone();
+            path.push(seg(field));
+            out.push((path, reason));
+        }
+        table.push(seg("tls"));
+        for (field, reason) in tls.problems() {
+            let mut path = table.clone();
+            path.push(seg(field));
+            out.push((path, reason));
+        }
+    }
+    for (i, s) in sources.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let at = |t: &str, f: &str| vec![seg("sources"), Seg::Index(i), seg(t), seg(f)];
+        if let Some(c) = &s.rest_poll
+            && let Some(reason) = adapters::tls::plain_http_problem(&c.base_url, c.allow_plain_http)
+        {
+            out.push((at("rest_poll", "base_url"), reason));
+        }
+        if let Some(c) = &s.soap
+            && let Some(reason) = adapters::tls::plain_http_problem(&c.endpoint, c.allow_plain_http)
+        {
+            out.push((at("soap", "endpoint"), reason));
+        }
+    }
+    out
+}
+
+/// TLS files the running machine must provide (listener, sinks, AML provider).
+fn tls_file_problems(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let missing = |what: String, p: &Path| {
+        (!p.is_file()).then(|| format!("{what}: {} does not exist", p.display()))
+    };
+    if let Some(t) = &config.http.tls {
+        let files = [
+            ("cert_file", Some(&t.cert_file)),
+            ("key_file", Some(&t.key_file)),
+        ]
+        .into_iter()
+        .chain([("client_ca_file", t.client_ca_file.as_ref())]);
+        for (field, p) in files {
+            if let Some(p) = p {
+                out.extend(missing(format!("http.tls.{field}"), &config.resolve(p)));
+            }
+        }
+    }
+    let sinks: Vec<Option<SinkConfig>> = config.sinks.iter().cloned().map(Some).collect();
+    for (table, _, _, tls) in client_endpoints(config, &sinks) {
+        for (field, p) in tls.files() {
+            out.extend(missing(
+                format!("{}.tls.{field}", render_path(&table)),
+                &config.resolve(p),
+            ));
+        }
+    }
+    out
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -1151,6 +1559,43 @@ impl SecretRef {
 }
 
 /// Resolves a secret reference; `base_dir` anchors relative `file:` paths.
+/// Key ids and references of `[encryption]`; the key material is read when the cipher is
+/// built (`crypto::of_config`), not here.
+fn encryption_checks(
+    e: &EncryptionSection,
+    spans: &SpanIndex,
+    lines: &LineIndex,
+    problems: &mut Vec<Problem>,
+) {
+    if !e.keys.contains_key(&e.active) {
+        problems.push(Problem {
+            path: "encryption.active".into(),
+            line: spans.line(&[seg("encryption"), seg("active")], lines),
+            message: format!(
+                "active key `{}` is not listed in [encryption.keys]",
+                e.active
+            ),
+        });
+    }
+    for (id, reference) in &e.keys {
+        let path = [seg("encryption"), seg("keys"), seg(id)];
+        if !crate::crypto::fields::valid_key_id(id) {
+            problems.push(Problem {
+                path: format!("encryption.keys.{id}"),
+                line: spans.line(&path, lines),
+                message: "a key id is 1-32 letters, digits or `-`".into(),
+            });
+        }
+        if let Err(message) = SecretRef::parse(reference) {
+            problems.push(Problem {
+                path: format!("encryption.keys.{id}"),
+                line: spans.line(&path, lines),
+                message,
+            });
+        }
+    }
+}
+
 pub fn resolve_secret(reference: &str, base_dir: &Path) -> Result<String, String> {
     match SecretRef::parse(reference)? {
         SecretRef::Env(name) => {
@@ -1163,6 +1608,297 @@ pub fn resolve_secret(reference: &str, base_dir: &Path) -> Result<String, String
                 .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))
         }
     }
+}
+
+// ---- [bus.kafka.security] ----
+
+/// How the hub's Kafka clients protect their connections to the brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaProtocol {
+    /// No encryption, no authentication: loopback brokers only unless `allow_plaintext`.
+    #[default]
+    Plaintext,
+    /// TLS; the broker's certificate is checked against `ca_file` (or the system's CAs).
+    Ssl,
+    /// SCRAM authentication without TLS: refused unless `allow_plaintext_sasl`.
+    SaslPlaintext,
+    /// SCRAM authentication over TLS.
+    SaslSsl,
+}
+
+impl KafkaProtocol {
+    /// The value of librdkafka's `security.protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaProtocol::Plaintext => "plaintext",
+            KafkaProtocol::Ssl => "ssl",
+            KafkaProtocol::SaslPlaintext => "sasl_plaintext",
+            KafkaProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+    fn uses_tls(self) -> bool {
+        matches!(self, KafkaProtocol::Ssl | KafkaProtocol::SaslSsl)
+    }
+    fn uses_sasl(self) -> bool {
+        matches!(self, KafkaProtocol::SaslPlaintext | KafkaProtocol::SaslSsl)
+    }
+}
+
+/// The SASL mechanisms the hub supports: SCRAM only (the password never crosses the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum ScramMechanism {
+    #[default]
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+}
+
+impl ScramMechanism {
+    /// The value of librdkafka's `sasl.mechanisms`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScramMechanism::ScramSha512 => "SCRAM-SHA-512",
+            ScramMechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+}
+
+/// `[bus.kafka.security]`: encryption and authentication towards the brokers. Absent means
+/// `plaintext`, which is accepted for loopback brokers only.
+#[derive(Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSecurity {
+    /// `plaintext` (default), `ssl`, `sasl_ssl`, or `sasl_plaintext` (refused unless
+    /// `allow_plaintext_sasl`).
+    #[serde(default)]
+    pub protocol: KafkaProtocol,
+    /// `SCRAM-SHA-512` (default) or `SCRAM-SHA-256`; used by the `sasl_*` protocols.
+    #[serde(default)]
+    pub sasl_mechanism: ScramMechanism,
+    /// SCRAM user name; required by the `sasl_*` protocols.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SCRAM password, by reference only: `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM bundle of the CAs that may sign the brokers' certificates (a bank's internal CA);
+    /// absent means the system's trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate the hub presents to the brokers (mutual TLS); needs `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Unencrypted PEM private key of `cert_file`; keep it readable by the hub's user only.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Accepts `plaintext` / `sasl_plaintext` to brokers that are not on a loopback address.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Accepts `sasl_plaintext` (SCRAM without TLS: events travel unencrypted).
+    #[serde(default)]
+    pub allow_plaintext_sasl: bool,
+    /// Folder relative paths and `file:` references are resolved against: the config file's
+    /// folder, set by [`parse`]; empty (the working directory) for settings built in code.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl fmt::Debug for KafkaSecurity {
+    /// The password reference is left out: it is a secret's address, and a mistyped inline
+    /// secret must not reach a log through a debug print before validation refuses it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSecurity")
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("allow_plaintext_sasl", &self.allow_plaintext_sasl)
+            .finish()
+    }
+}
+
+impl KafkaSecurity {
+    /// Static problems of this section, as (field, reason), for brokers at `bootstrap_servers`.
+    /// Does no IO: files and secrets are checked by [`check_environment`].
+    pub fn problems(&self, bootstrap_servers: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let p = self.protocol;
+        if p == KafkaProtocol::SaslPlaintext && !self.allow_plaintext_sasl {
+            out.push((
+                "protocol",
+                "`sasl_plaintext` sends events unencrypted; use `sasl_ssl`, or set \
+                 `allow_plaintext_sasl = true`"
+                    .to_string(),
+            ));
+        }
+        if !p.uses_tls()
+            && !self.allow_plaintext
+            && let Some(host) = non_loopback_broker(bootstrap_servers)
+        {
+            out.push((
+                "protocol",
+                format!(
+                    "`{}` to broker {host}, which is not a loopback address, is refused; use \
+                     `ssl` or `sasl_ssl`, or set `allow_plaintext = true`",
+                    p.as_str()
+                ),
+            ));
+        }
+        if p.uses_sasl() {
+            match &self.username {
+                None => out.push(("username", format!("required with `{}`", p.as_str()))),
+                Some(u) if u.trim().is_empty() => {
+                    out.push(("username", "must not be empty".to_string()))
+                }
+                Some(_) => {}
+            }
+            match &self.password {
+                None => out.push((
+                    "password",
+                    format!("required with `{}` (`env:NAME` or `file:PATH`)", p.as_str()),
+                )),
+                Some(r) => {
+                    if let Err(e) = SecretRef::parse(r) {
+                        out.push(("password", e));
+                    }
+                }
+            }
+        } else {
+            for (field, set) in [
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+            ] {
+                if set {
+                    out.push((
+                        field,
+                        format!("only used with `sasl_ssl`, not `{}`", p.as_str()),
+                    ));
+                }
+            }
+        }
+        if !p.uses_tls() {
+            for (field, set) in [
+                ("ca_file", self.ca_file.is_some()),
+                ("cert_file", self.cert_file.is_some()),
+                ("key_file", self.key_file.is_some()),
+            ] {
+                if set {
+                    out.push((
+                        field,
+                        format!("only used with `ssl` or `sasl_ssl`, not `{}`", p.as_str()),
+                    ));
+                }
+            }
+        } else if self.cert_file.is_some() != self.key_file.is_some() {
+            let missing = if self.cert_file.is_some() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
+            out.push((
+                missing,
+                "mutual TLS needs both `cert_file` and `key_file`".to_string(),
+            ));
+        }
+        out
+    }
+
+    /// The librdkafka settings for this section, the password resolved. The values are
+    /// handed straight to the client; the password is never logged (librdkafka and rdkafka
+    /// both redact `sasl.password`).
+    pub fn client_settings(&self) -> Result<Vec<(&'static str, String)>, String> {
+        let p = self.protocol;
+        let mut out = vec![("security.protocol", p.as_str().to_string())];
+        if p.uses_sasl() {
+            let username = self
+                .username
+                .clone()
+                .ok_or("security.username is required with a sasl protocol")?;
+            let reference = self
+                .password
+                .as_deref()
+                .ok_or("security.password is required with a sasl protocol")?;
+            let password = resolve_secret(reference, &self.base_dir)
+                .map_err(|e| format!("security.password: {e}"))?;
+            if password.is_empty() {
+                return Err("security.password: the secret is empty".to_string());
+            }
+            out.push(("sasl.mechanisms", self.sasl_mechanism.as_str().to_string()));
+            out.push(("sasl.username", username));
+            out.push(("sasl.password", password));
+        }
+        if p.uses_tls() {
+            // Hostname verification stays on (librdkafka's default `https`).
+            for (key, file) in [
+                ("ssl.ca.location", &self.ca_file),
+                ("ssl.certificate.location", &self.cert_file),
+                ("ssl.key.location", &self.key_file),
+            ] {
+                if let Some(f) = file {
+                    out.push((key, self.base_dir.join(f).display().to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Problems only the running machine can show: the password resolves, the files exist.
+    fn environment_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.protocol.uses_sasl()
+            && let Some(r) = &self.password
+            && let Err(e) = resolve_secret(r, &self.base_dir)
+        {
+            out.push(format!("bus.kafka.security.password: {e}"));
+        }
+        if self.protocol.uses_tls() {
+            for (field, file) in [
+                ("ca_file", &self.ca_file),
+                ("cert_file", &self.cert_file),
+                ("key_file", &self.key_file),
+            ] {
+                if let Some(f) = file
+                    && !self.base_dir.join(f).is_file()
+                {
+                    out.push(format!(
+                        "bus.kafka.security.{field}: {} does not exist",
+                        self.base_dir.join(f).display()
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The first broker of a `host:port,...` list whose host is not a loopback name or address.
+fn non_loopback_broker(bootstrap_servers: &str) -> Option<String> {
+    bootstrap_servers
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .find(|b| !is_loopback_broker(b))
+        .map(str::to_string)
+}
+
+fn is_loopback_broker(broker: &str) -> bool {
+    // librdkafka accepts an optional `protocol://` prefix.
+    let b = broker.split_once("://").map_or(broker, |(_, rest)| rest);
+    let host = if let Some(rest) = b.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(h, _)| h)
+    } else {
+        b.rsplit_once(':').map_or(b, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -1238,10 +1974,97 @@ impl Config {
     }
 }
 
+/// `[state]`: the URL's form, and — with the PostgreSQL store, meant for several hub
+/// processes — every feature whose state would stay one process's and silently split
+/// across instances (docs/scale-out.md).
+fn shared_state_problems(config: &Config, sinks: &[Option<SinkConfig>]) -> Vec<(Vec<Seg>, String)> {
+    let mut out = Vec::new();
+    let at = |k: &str| vec![seg("state"), seg(k)];
+    match (config.state.store, &config.state.postgres_url) {
+        (StateBackend::Postgres, None) => out.push((
+            at("postgres_url"),
+            "`store = \"postgres\"` needs `postgres_url` (a secret reference)".into(),
+        )),
+        (StateBackend::Postgres, Some(url)) => {
+            if let Err(e) = SecretRef::parse(url) {
+                out.push((at("postgres_url"), e));
+            }
+        }
+        (StateBackend::Sqlite, Some(_)) => out.push((
+            at("postgres_url"),
+            "only used with `store = \"postgres\"`".into(),
+        )),
+        (StateBackend::Sqlite, None) => {}
+    }
+    if config.state.store != StateBackend::Postgres {
+        return out;
+    }
+    let why = "with `[state] store = \"postgres\"` several hub processes share the state";
+    if config.store.path.is_some() {
+        out.push((
+            vec![seg("store"), seg("path")],
+            "the SQLite state file is not used with `[state] store = \"postgres\"`".into(),
+        ));
+    }
+    if config.bus.kind != BusKind::Kafka {
+        out.push((
+            vec![seg("bus"), seg("kind")],
+            format!(
+                "{why} and split the work through Kafka consumer groups; the embedded bus \
+                 is one process's: use `kind = \"kafka\"`"
+            ),
+        ));
+    }
+    if config.compliance.is_some() {
+        out.push((
+            vec![seg("compliance")],
+            format!(
+                "{why}, but compliance state (cases, holds, screened versions, alerts) is \
+                 one process's SQLite file (compliance.db) and would split across \
+                 instances: run screening in a single hub with the SQLite state store"
+            ),
+        ));
+    }
+    if let Some(m) = &config.master_data
+        && m.store != GoldenBackend::Postgres
+    {
+        out.push((
+            vec![seg("master_data"), seg("store")],
+            format!(
+                "{why}; golden records in a SQLite file would split across instances: use \
+                 `store = \"postgres\"`"
+            ),
+        ));
+    }
+    for (i, s) in sinks.iter().enumerate() {
+        let Some(s) = s else { continue };
+        if !s.delivery.retry_delays_secs.is_empty() {
+            out.push((
+                vec![
+                    seg("sinks"),
+                    Seg::Index(i),
+                    seg("delivery"),
+                    seg("retry_delays_secs"),
+                ],
+                format!(
+                    "{why}; a parked record's retry may run in another instance than the \
+                     sink delivering newer versions of the same key, so an older version \
+                     could overwrite a newer one in the CRM: set `retry_delays_secs = []` \
+                     (failing records then hold their partition until they go through)"
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// What the machine must provide for this config: secrets resolvable, folders present or
 /// creatable. Reported separately from static problems.
 pub fn check_environment(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    if let (BusKind::Kafka, Some(k)) = (config.bus.kind, &config.bus.kafka) {
+        out.extend(k.security.environment_problems());
+    }
     for s in &config.sinks {
         if let Some(crm) = &s.crm_rest
             && let Some(token) = &crm.token
@@ -1338,6 +2161,11 @@ pub fn check_environment(config: &Config) -> Vec<String> {
     {
         out.push(format!("http.admin_token: {e}"));
     }
+    if let Some(r) = &config.state.postgres_url
+        && let Err(e) = resolve_secret(r, &config.base_dir)
+    {
+        out.push(format!("state.postgres_url: {e}"));
+    }
     if let Some(m) = &config.master_data {
         for (field, r) in [
             ("postgres_url", &m.postgres_url),
@@ -1372,6 +2200,7 @@ pub fn check_environment(config: &Config) -> Vec<String> {
             }
         }
     }
+    out.extend(tls_file_problems(config));
     out
 }
 
@@ -1615,7 +2444,7 @@ mod tests {
     }
 
     const SINK: &str = "[[sinks]]\nname = \"crm\"\nkind = \"crm_rest\"\n\
-                        [sinks.crm_rest]\nbase_url = \"http://crm.local\"\n";
+                        [sinks.crm_rest]\nbase_url = \"http://127.0.0.1:9\"\n";
 
     #[test]
     fn delivery_table_defaults_and_values() {
@@ -1794,5 +2623,369 @@ x = 1
             "{rendered:#?}"
         );
         assert!(problems.len() >= 9, "{rendered:#?}");
+    }
+}
+
+#[cfg(test)]
+mod kafka_security_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn kafka(bootstrap: &str, security: &str) -> Result<Config, Vec<String>> {
+        let text = format!(
+            "[bus]\nkind = \"kafka\"\n\n[bus.kafka]\nbootstrap_servers = \"{bootstrap}\"\n\n\
+             [bus.kafka.security]\n{security}"
+        );
+        parse(&text, PathBuf::from("/etc/hub"))
+            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn sasl_ssl_section_parses_with_paths_relative_to_the_config() {
+        let cfg = kafka(
+            "kafka-1.bank.local:9094,kafka-2.bank.local:9094",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-256\"\nusername = \"hub\"\n\
+             password = \"env:KAFKA_PASSWORD\"\nca_file = \"tls/bank-ca.pem\"\n\
+             cert_file = \"tls/hub.pem\"\nkey_file = \"tls/hub.key\"\n",
+        )
+        .unwrap();
+        let kafka = cfg.bus.kafka.unwrap();
+        let s: &KafkaSecurity = &kafka.security;
+        assert_eq!(s.protocol, KafkaProtocol::SaslSsl);
+        assert_eq!(s.sasl_mechanism, ScramMechanism::ScramSha256);
+        assert_eq!(s.base_dir, PathBuf::from("/etc/hub"));
+        // A variable no test sets.
+        let settings = KafkaSecurity {
+            password: Some("env:HUB_TEST_KAFKA_SECURITY_PW".into()),
+            ..s.clone()
+        };
+        // Unset: the error names the variable and nothing else.
+        let err = settings.client_settings().unwrap_err();
+        assert!(err.contains("HUB_TEST_KAFKA_SECURITY_PW"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "pw-from-file\n").unwrap();
+        let settings = KafkaSecurity {
+            password: Some("file:pw".into()),
+            base_dir: dir.path().to_path_buf(),
+            ..s.clone()
+        };
+        let map: BTreeMap<&str, String> = settings.client_settings().unwrap().into_iter().collect();
+        assert_eq!(map["security.protocol"], "sasl_ssl");
+        assert_eq!(map["sasl.mechanisms"], "SCRAM-SHA-256");
+        assert_eq!(map["sasl.password"], "pw-from-file");
+        assert_eq!(
+            PathBuf::from(&map["ssl.ca.location"]),
+            dir.path().join("tls/bank-ca.pem")
+        );
+        assert_eq!(
+            PathBuf::from(&map["ssl.key.location"]),
+            dir.path().join("tls/hub.key")
+        );
+    }
+
+    #[test]
+    fn defaults_are_plaintext_and_scram_sha_512() {
+        let cfg = kafka("127.0.0.1:9092", "").unwrap();
+        let s = cfg.bus.kafka.unwrap().security;
+        assert_eq!(s.protocol, KafkaProtocol::Plaintext);
+        assert_eq!(s.sasl_mechanism, ScramMechanism::ScramSha512);
+        // No [bus.kafka.security] at all is plaintext too.
+        let cfg = parse(
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"localhost:9092\"\n",
+            PathBuf::from("."),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.bus.kafka.unwrap().security.protocol,
+            KafkaProtocol::Plaintext
+        );
+    }
+
+    #[test]
+    fn plaintext_is_refused_for_a_remote_broker_unless_allowed() {
+        let errs = kafka("127.0.0.1:9092,kafka-2.bank.local:9092", "").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("bus.kafka.security.protocol")
+                    && e.contains("kafka-2.bank.local:9092")
+                    && e.contains("allow_plaintext = true")),
+            "{errs:#?}"
+        );
+        for local in [
+            "127.0.0.1:9092",
+            "localhost:9092",
+            "[::1]:9092",
+            "127.0.0.2:1",
+        ] {
+            assert!(kafka(local, "").is_ok(), "{local}");
+        }
+        assert!(kafka("10.0.0.5:9092", "allow_plaintext = true\n").is_ok());
+        // TLS needs no permission.
+        assert!(kafka("10.0.0.5:9093", "protocol = \"ssl\"\n").is_ok());
+    }
+
+    #[test]
+    fn sasl_without_tls_is_refused_unless_allowed() {
+        let sasl = "protocol = \"sasl_plaintext\"\nusername = \"hub\"\npassword = \"env:P\"\n";
+        let errs = kafka("127.0.0.1:9092", sasl).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("line 8: bus.kafka.security.protocol")
+                    && e.contains("allow_plaintext_sasl")),
+            "{errs:#?}"
+        );
+        assert!(
+            kafka(
+                "127.0.0.1:9092",
+                &format!("{sasl}allow_plaintext_sasl = true\n")
+            )
+            .is_ok()
+        );
+        // Remote and without TLS: both permissions are needed.
+        let errs = kafka(
+            "kafka-1.bank.local:9092",
+            &format!("{sasl}allow_plaintext_sasl = true\n"),
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("allow_plaintext = true")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn sasl_needs_a_user_and_a_password_reference_never_an_inline_password() {
+        let errs = kafka("k:9094", "protocol = \"sasl_ssl\"\n").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.username: required")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.password: required")),
+            "{errs:#?}"
+        );
+        let errs = kafka(
+            "k:9094",
+            "protocol = \"sasl_ssl\"\nusername = \"hub\"\npassword = \"Hunter2-inline\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.password: secrets must be references")),
+            "{errs:#?}"
+        );
+        assert!(
+            !errs.iter().any(|e| e.contains("Hunter2-inline")),
+            "{errs:#?}"
+        );
+        let errs = kafka(
+            "k:9094",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"PLAIN\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("sasl_mechanism")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn tls_files_need_tls_and_mutual_tls_needs_both_files() {
+        let errs = kafka("127.0.0.1:9092", "ca_file = \"ca.pem\"\n").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.ca_file: only used")),
+            "{errs:#?}"
+        );
+        let errs = kafka("k:9093", "protocol = \"ssl\"\ncert_file = \"hub.pem\"\n").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.key_file: mutual TLS")),
+            "{errs:#?}"
+        );
+        let errs = kafka(
+            "k:9093",
+            "protocol = \"ssl\"\nusername = \"hub\"\nverify = false\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.username: only used")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("security.verify: unknown field")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/kafka-security.md");
+        let block = doc
+            .split("### Example")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/kafka-security.md has a toml example");
+        // Uncomment one level: `# key = …` becomes a setting, `# # …` stays a comment.
+        let text: String = block
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = parse(&text, PathBuf::from("/etc/hub")).unwrap();
+        let s = cfg.bus.kafka.unwrap().security;
+        assert_eq!(s.protocol, KafkaProtocol::SaslSsl);
+        assert_eq!(s.username.as_deref(), Some("integration-hub"));
+        assert_eq!(
+            s.ca_file.as_deref(),
+            Some(Path::new("/etc/hub/tls/bank-root-ca.pem"))
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password_reference() {
+        let s = KafkaSecurity {
+            protocol: KafkaProtocol::SaslSsl,
+            username: Some("hub".into()),
+            password: Some("file:/run/secrets/kafka".into()),
+            ..KafkaSecurity::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("/run/secrets"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn environment_check_names_missing_secrets_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"k:9094\"\n\
+                    [bus.kafka.security]\nprotocol = \"sasl_ssl\"\nusername = \"hub\"\n\
+                    password = \"file:missing-pw\"\nca_file = \"missing-ca.pem\"\n";
+        let cfg = parse(text, dir.path().to_path_buf()).unwrap();
+        let problems = check_environment(&cfg);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("bus.kafka.security.password: cannot read")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("bus.kafka.security.ca_file:")
+                    && p.contains("missing-ca.pem")),
+            "{problems:#?}"
+        );
+    }
+}
+
+/// `[state]`: its validation and the features refused with the shared PostgreSQL store.
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    const SINK: &str = r#"
+[[sinks]]
+name = "crm"
+kind = "crm_rest"
+[sinks.crm_rest]
+base_url = "http://127.0.0.1:1"
+"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, PathBuf::from("/etc/hub")) {
+            Ok(_) => Vec::new(),
+            Err(ps) => ps
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn absent_state_is_sqlite() {
+        let cfg = parse("", PathBuf::from("/etc/hub")).unwrap();
+        assert_eq!(cfg.state.store, StateBackend::Sqlite);
+        assert_eq!(cfg.state.postgres_url, None);
+    }
+
+    #[test]
+    fn postgres_state_with_kafka_and_no_retry_topics_is_valid() {
+        let text = format!(
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n\
+             [state]\nstore = \"postgres\"\npostgres_url = \"env:HUB_STATE_PG\"\n{SINK}\
+             [sinks.delivery]\nretry_delays_secs = []\n"
+        );
+        let cfg = parse(&text, PathBuf::from("/etc/hub")).unwrap();
+        assert_eq!(cfg.state.store, StateBackend::Postgres);
+        assert_eq!(cfg.state.postgres_url.as_deref(), Some("env:HUB_STATE_PG"));
+    }
+
+    #[test]
+    fn url_must_be_a_secret_reference_and_only_with_postgres() {
+        let p = problems("[state]\nstore = \"postgres\"\n");
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("state.postgres_url: `store")),
+            "{p:?}"
+        );
+        let p =
+            problems("[state]\nstore = \"postgres\"\npostgres_url = \"postgres://u:pw@h/db\"\n");
+        assert!(
+            p.iter().any(|p| p.starts_with("state.postgres_url:")),
+            "{p:?}"
+        );
+        let p = problems("[state]\npostgres_url = \"env:X\"\n");
+        assert_eq!(
+            p,
+            ["state.postgres_url: only used with `store = \"postgres\"`"]
+        );
+        let p = problems("[state]\nstore = \"mysql\"\n");
+        assert!(p.iter().any(|p| p.starts_with("state")), "{p:?}");
+    }
+
+    #[test]
+    fn postgres_state_refuses_what_would_split_across_instances() {
+        let text = format!(
+            "[store]\npath = \"state.db\"\n\
+             [state]\nstore = \"postgres\"\npostgres_url = \"env:HUB_STATE_PG\"\n\
+             [compliance]\n[master_data]\n{SINK}"
+        );
+        let p = problems(&text);
+        for path in [
+            "store.path",
+            "bus.kind",
+            "compliance",
+            "master_data.store",
+            "sinks[0].delivery.retry_delays_secs",
+        ] {
+            assert!(
+                p.iter().any(|m| m.starts_with(&format!("{path}: "))),
+                "no problem at {path}: {p:?}"
+            );
+        }
+        // The same features with the SQLite state store are fine.
+        let text = format!("[compliance]\n[master_data]\n{SINK}");
+        assert_eq!(problems(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn check_environment_resolves_the_url() {
+        let text = "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n\
+                    [state]\nstore = \"postgres\"\npostgres_url = \"file:missing-state-url\"\n";
+        let cfg = parse(text, PathBuf::from("/nonexistent-hub-dir")).unwrap();
+        let env = check_environment(&cfg);
+        assert!(
+            env.iter().any(|e| e.starts_with("state.postgres_url: ")),
+            "{env:?}"
+        );
     }
 }

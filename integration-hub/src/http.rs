@@ -1,5 +1,7 @@
 //! The hub's HTTP endpoints: `/healthz` (the process lives), `/readyz` (bus and store are
-//! reachable) and `/metrics` (Prometheus text format).
+//! reachable), `/metrics` (Prometheus text format), `/api/openapi.json`, and the routers of
+//! the APIs, the dashboard and the webhook sources. Every route is registered through
+//! [`crate::api_doc::Documented`], which also applies its access rule.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +11,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tokio::sync::watch;
 
+use crate::api_doc::{Access, Documented, Endpoint};
 use crate::bus::Bus;
 use crate::store::Store;
 use crate::telemetry;
@@ -25,65 +27,81 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The endpoints of a running hub: probes, metrics and, when configured with a token,
-    /// the compliance API.
+    /// The endpoints of a running hub: probes and metrics, the dashboard, the APIs of the
+    /// parts configured (behind [`crate::auth`]) and the webhook sources.
     pub fn of_hub(ctx: &crate::pipeline::Ctx) -> anyhow::Result<AppState> {
-        let mut api = None;
-        if let (Some(screening), Some(section)) = (&ctx.screening, &ctx.config.compliance)
-            && let Some(token) = &section.api_token
-        {
-            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
-                .map_err(|e| anyhow::anyhow!("compliance.api_token: {e}"))?;
-            api = Some(crate::screening::api::router(screening.clone(), token));
+        let auth = Arc::new(auth_of(&ctx.config)?);
+        let mut api = crate::audit::api::routes();
+        if let Some(screening) = &ctx.screening {
+            api = api.merge(crate::screening::api::routes(screening.clone()));
         }
-        if let (Some(golden), Some(section)) = (&ctx.golden, &ctx.config.master_data)
-            && let Some(token) = &section.api_token
-        {
-            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
-                .map_err(|e| anyhow::anyhow!("master_data.api_token: {e}"))?;
-            let stewards = crate::golden::api::router(golden.clone(), token);
-            api = Some(match api {
-                Some(a) => a.merge(stewards),
-                None => stewards,
-            });
+        if let Some(golden) = &ctx.golden {
+            api = api.merge(crate::golden::api::routes(golden.clone()));
         }
-        if let Some(token) = &ctx.config.http.admin_token {
-            let token = crate::config::resolve_secret(token, &ctx.config.base_dir)
-                .map_err(|e| anyhow::anyhow!("http.admin_token: {e}"))?;
-            let dlq = crate::dlq::Dlq::for_config(ctx.bus.clone(), ctx.store.clone(), &ctx.config);
-            let admin = crate::dlq::api::router(Arc::new(dlq), token);
-            api = Some(match api {
-                Some(a) => a.merge(admin),
-                None => admin,
-            });
-        }
+        let dlq = crate::dlq::Dlq::for_config(ctx.bus.clone(), ctx.store.clone(), &ctx.config);
+        api = api.merge(crate::dlq::api::routes(Arc::new(dlq)));
+        let reconciler = crate::reconcile::runs::Reconciler::new(&ctx.config);
+        reconciler.spawn_schedule();
+        api = api.merge(crate::reconcile::api::routes(reconciler));
+        // The dashboard page is public like /metrics (counts only, docs/dashboard.md); its
+        // `/api/pipelines` is for operators.
+        api = api.merge(crate::dashboard::router(
+            &ctx.config,
+            Arc::new(metrics_text),
+        ));
+        let mut api = crate::auth::protect(api, auth);
         if let Some(webhooks) = crate::pipeline::webhook_source::router(ctx)? {
-            api = Some(match api {
-                Some(a) => a.merge(webhooks),
-                None => webhooks,
-            });
+            api = api.merge(webhooks);
         }
         Ok(AppState {
             bus: ctx.bus.clone(),
             store: ctx.store.clone(),
-            api,
+            api: Some(api),
         })
     }
 }
 
-/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
-pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    given.is_some_and(|t| {
-        t.len() == token.len()
-            && t.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                == 0
-    })
+/// The callers a hub accepts: `[auth]` tokens and OIDC issuers, plus the single tokens of
+/// earlier configs (`[http] admin_token` → admin, `[compliance] api_token` → compliance,
+/// `[master_data] api_token` → admin), each kept only as its SHA-256.
+pub fn auth_of(config: &crate::config::Config) -> anyhow::Result<crate::auth::Auth> {
+    use crate::auth::Role;
+    let mut auth = match &config.auth {
+        Some(section) => section.build(&config.base_dir)?,
+        None => crate::auth::Auth::default(),
+    };
+    let legacy = [
+        (
+            "http.admin_token",
+            config.http.admin_token.as_ref(),
+            Role::Admin,
+        ),
+        (
+            "compliance.api_token",
+            config
+                .compliance
+                .as_ref()
+                .and_then(|c| c.api_token.as_ref()),
+            Role::Compliance,
+        ),
+        (
+            "master_data.api_token",
+            config
+                .master_data
+                .as_ref()
+                .and_then(|m| m.api_token.as_ref()),
+            Role::Admin,
+        ),
+    ];
+    for (field, reference, role) in legacy {
+        if let Some(reference) = reference {
+            let token = crate::config::resolve_secret(reference, &config.base_dir)
+                .map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+            let name = field.split('.').next().unwrap_or(field);
+            auth = auth.with_token(&token, &format!("{name}-token"), &[role]);
+        }
+    }
+    Ok(auth)
 }
 
 /// The JSON error every API answers with: `{"error": message}`.
@@ -91,42 +109,82 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// `router`'s routes answer `401` unless the caller presents `Authorization: Bearer <token>`;
-/// `holder` names whose token it is in the answer ("compliance", "admin", ...).
-pub fn guarded<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    token: String,
-    holder: &'static str,
-) -> Router<S> {
-    let token: std::sync::Arc<str> = token.into();
-    router.route_layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let token = token.clone();
-            async move {
-                if bearer_matches(req.headers(), &token) {
-                    next.run(req).await
-                } else {
-                    json_error(
-                        StatusCode::UNAUTHORIZED,
-                        &format!("a valid {holder} bearer token is required"),
-                    )
-                }
-            }
-        },
-    ))
-}
-
 pub fn app(state: AppState) -> Router {
     let api = state.api.clone();
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state);
+    let router = probes().into_router().with_state(state);
     match api {
         Some(api) => router.merge(api),
         None => router,
     }
+}
+
+/// The endpoints every hub serves, for the API document.
+pub fn endpoints() -> Vec<&'static Endpoint> {
+    probes().endpoints().to_vec()
+}
+
+fn probes() -> Documented<AppState> {
+    Documented::default()
+        .route(&HEALTHZ, || async { "ok\n" })
+        .route(&READYZ, readyz)
+        .route(&METRICS, metrics)
+        .route(&OPENAPI, openapi)
+}
+
+static HEALTHZ: Endpoint = Endpoint {
+    method: "get",
+    path: "/healthz",
+    tag: "operations",
+    summary: "The process is alive",
+    access: Access::Public,
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: None,
+    errors: &[],
+};
+
+static READYZ: Endpoint = Endpoint {
+    method: "get",
+    path: "/readyz",
+    tag: "operations",
+    summary: "The bus and the state store answer",
+    access: Access::Public,
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: None,
+    errors: &[(503, "the bus or the store is unreachable")],
+};
+
+static METRICS: Endpoint = Endpoint {
+    method: "get",
+    path: "/metrics",
+    tag: "operations",
+    summary: "Prometheus metrics (docs/metrics.md); counts and names, never personal data",
+    access: Access::Public,
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: None,
+    errors: &[],
+};
+
+static OPENAPI: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/openapi.json",
+    tag: "operations",
+    summary: "This API's OpenAPI 3.1 document, made from the routes themselves",
+    access: Access::Public,
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| crate::api_doc::described("an OpenAPI 3.1 document")),
+    errors: &[],
+};
+
+async fn openapi() -> Response {
+    axum::Json(crate::api_doc::openapi(&crate::api_doc::all_endpoints())).into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -150,13 +208,15 @@ async fn readyz(State(s): State<AppState>) -> Response {
     (status, body).into_response()
 }
 
+/// The Prometheus text `/metrics` serves; the dashboard reads the same text, so its figures
+/// equal the scrape's.
+pub fn metrics_text() -> Option<String> {
+    telemetry::prometheus().map(|h| telemetry::render(&h))
+}
+
 async fn metrics() -> Response {
-    match telemetry::prometheus() {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+    match metrics_text() {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics recorder unavailable\n",
@@ -169,26 +229,52 @@ async fn metrics() -> Response {
 pub async fn serve(
     listen: &str,
     state: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with_tls(listen, None, state, shutdown).await
+}
+
+/// Like [`serve`], over TLS when `tls` (`[http.tls]`, paths already resolved) is given:
+/// the certificate and key are read before the port is bound, so a bad file stops the
+/// start with the field named. Graceful shutdown is the same for both.
+pub async fn serve_with_tls(
+    listen: &str,
+    tls: Option<&crate::config::ListenerTls>,
+    state: AppState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let tls = tls.map(crate::tls_listener::server_config).transpose()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let router = app(state);
-    let handle = tokio::spawn(async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
+    let stop = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
             }
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "http server failed");
         }
-    });
+    };
+    let handle = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }),
+        Some(config) => {
+            let listener = crate::tls_listener::TlsListener::new(listener, config)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "https server failed");
+                }
+            })
+        }
+    };
     Ok((addr, handle))
 }
 

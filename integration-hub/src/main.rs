@@ -114,6 +114,14 @@ enum Command {
     /// contacts, complete mandatory fields, duplicates; exit 0 when every source passes the
     /// bars, 1 when one fails, 2 on errors.
     Quality(integration_hub::quality_cli::QualityArgs),
+    /// Re-send a whole source or a selection of it (ids, a deterministic pilot sample) to
+    /// repair the CRM, or show with --dry-run what that would change; exit 0 done, 1 some
+    /// records failed, 2 configuration error (docs/backfill.md).
+    Backfill(integration_hub::backfill::BackfillArgs),
+    /// Compare a source (the core bank) with the CRM by counts and per-record hashes:
+    /// missing, extra and different records by id; exit 0 clean, 1 differences, 2 error
+    /// (docs/reconcile.md).
+    Reconcile(integration_hub::reconcile::ReconcileArgs),
     /// Master data: measure record matching.
     Mdm {
         #[command(subcommand)]
@@ -123,6 +131,30 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: integration_hub::dlq::cli::DlqCommand,
+    },
+    /// An event's path through the hub (read, published, screened, merged, delivered, with
+    /// times), from the hub's JSON logs.
+    Trace {
+        /// The event's trace id (the envelope's `trace_id`, a `trace_id` header on the bus).
+        id: String,
+        /// JSON log files of the hub, or folders of them (every instance's logs may be given).
+        #[arg(long, required = true, num_args = 1..)]
+        log: Vec<PathBuf>,
+    },
+    /// API callers: make a token (printed once; the config keeps only its SHA-256).
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// The audit log: verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Field-encryption keys (docs/pii.md).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the sandbox CRM alone (the REST CRM API the generic sink speaks).
     SandboxCrm {
@@ -158,6 +190,47 @@ enum ScreenCommand {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored personal value not under `[encryption] active` (older keys,
+    /// plain values) in small batches, each its own transaction: safe while the hub runs.
+    Rotate {
+        #[arg(long)]
+        config: PathBuf,
+        /// Rows per batch (transaction).
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// A new API token for a caller: prints the token once and the `[[auth.tokens]]` entry
+    /// (with the token's SHA-256) to add to the config.
+    Token {
+        /// The caller's name, as the audit log will show it.
+        #[arg(long)]
+        name: String,
+        /// A role: operator, compliance, auditor or admin (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the chain; exit 0 when intact, 1 naming every edited, reordered or deleted
+    /// entry, 2 on errors.
+    Verify {
+        /// The hub's config (the log is `[audit] path`, by default `<data_dir>/audit.log`).
+        #[arg(long, conflicts_with = "file")]
+        config: Option<PathBuf>,
+        /// An audit log file (SHA-256 chain; use --config for a keyed chain).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum MdmCommand {
     /// Pair precision/recall of the matcher on FEBRL-layout files: one file deduplicates,
     /// two link; last line `precision=P recall=R f1=F`.
@@ -176,7 +249,11 @@ fn main() -> ExitCode {
             | Command::Screen { .. }
             | Command::Mdm { .. }
             | Command::Quality(_)
+            | Command::Reconcile(_)
             | Command::Map { .. }
+            | Command::Trace { .. }
+            | Command::Auth { .. }
+            | Command::Audit { .. }
     );
     init_logs(cli.log_format, if quiet { "warn" } else { "info" });
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -204,7 +281,10 @@ fn init_logs(format: LogFormat, default: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Every line passes the PII masking layer (docs/pii.md).
+        .with_writer(integration_hub::pii_mask::MaskingMakeWriter::new(
+            std::io::stderr,
+        ));
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -213,6 +293,97 @@ fn init_logs(format: LogFormat, default: &str) {
 
 async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
+        Command::Trace { id, log } => {
+            let (found, scanned) = integration_hub::trace::find(&id, &log)?;
+            print!("{}", integration_hub::trace::render(&id, &found));
+            if scanned == 0 {
+                eprintln!(
+                    "no trace lines in the logs given: the hub writes them with --log-format json \
+                     (the default) unless RUST_LOG turns hub_trace off"
+                );
+            }
+            Ok(if found.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Auth {
+            command: AuthCommand::Token { name, roles },
+        } => {
+            let mut parsed = Vec::new();
+            for r in &roles {
+                match integration_hub::auth::Role::parse(r) {
+                    Some(role) => parsed.push(role),
+                    None => anyhow::bail!(
+                        "unknown role `{r}`: one of operator, compliance, auditor, admin"
+                    ),
+                }
+            }
+            let (token, hash) = integration_hub::auth::tokens::generate()?;
+            println!("token (shown once; hand it to the caller): {token}");
+            println!("add to the config:\n");
+            print!(
+                "{}",
+                integration_hub::auth::tokens::config_entry(&name, &parsed, &hash)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { config, batch },
+        } => {
+            let cfg = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let totals = tokio::task::spawn_blocking(move || {
+                integration_hub::crypto::rotate::run_config(&cfg, batch, &mut |line| {
+                    println!("{line}")
+                })
+            })
+            .await??;
+            println!(
+                "done: {} rows read, {} re-encrypted",
+                totals.scanned, totals.changed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config, file },
+        } => {
+            use integration_hub::audit;
+            let (path, chain) = match (config, file) {
+                (Some(c), _) => {
+                    let cfg = config::load(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    audit::of_config(&cfg)?
+                }
+                (None, Some(f)) => (f, audit::Chain::Sha256),
+                (None, None) => anyhow::bail!("give --config or --file"),
+            };
+            let report = match audit::verify::verify(&path, &chain) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for p in &report.problems {
+                println!("{}: {p}", path.display());
+            }
+            println!(
+                "{}: {} entries, last {}: {}",
+                path.display(),
+                report.entries,
+                report.last_seq,
+                if report.intact() {
+                    "intact"
+                } else {
+                    "TAMPERED"
+                }
+            );
+            Ok(if report.intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Validate { config, connect } => Ok(validate(&config, connect).await),
         Command::Run { config } => {
             let cfg = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -305,6 +476,8 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Quality(args) => integration_hub::quality_cli::run(&args),
+        Command::Backfill(args) => Ok(integration_hub::backfill::run(&args).await),
+        Command::Reconcile(args) => Ok(integration_hub::reconcile::run(&args).await),
         Command::Mdm {
             command: MdmCommand::Eval { febrl },
         } => {
@@ -471,12 +644,20 @@ async fn check_connectivity(cfg: &config::Config) -> Vec<String> {
 /// `hub run`: the pipeline and the HTTP endpoints until SIGINT or SIGTERM, then a drain.
 async fn run_hub(cfg: config::Config) -> anyhow::Result<()> {
     let listen = cfg.http.listen.clone();
+    let listen_tls = cfg.http.tls.clone();
     let stats = Arc::new(Stats::default());
     let _ = telemetry::prometheus();
+    let (audit_path, chain) = integration_hub::audit::of_config(&cfg)?;
+    integration_hub::audit::install(integration_hub::audit::AuditLog::open(&audit_path, chain)?);
     let ctx = pipeline::open(cfg, stats).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(integration_hub::audit::log_heads(
+        std::time::Duration::from_secs(60),
+        stop_rx.clone(),
+    ));
     let state = http::AppState::of_hub(&ctx)?;
-    let (addr, server) = http::serve(&listen, state, stop_rx.clone()).await?;
+    let (addr, server) =
+        http::serve_with_tls(&listen, listen_tls.as_ref(), state, stop_rx.clone()).await?;
     tracing::info!(%addr, "http listening: /healthz /readyz /metrics");
     let hub = tokio::spawn(pipeline::run(ctx, stop_rx));
     shutdown_signal().await;

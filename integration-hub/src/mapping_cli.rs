@@ -392,12 +392,17 @@ mod tests {
             hub: HubSection::default(),
             bus: BusSection::default(),
             store: StoreSection::default(),
+            state: Default::default(),
             http: HttpSection::default(),
             sources: parsed.sources,
             sinks: Vec::new(),
             compliance: None,
             master_data: None,
             quality: None,
+            auth: None,
+            audit: None,
+            reconcile: None,
+            encryption: None,
         }
     }
 

@@ -30,6 +30,12 @@
 //! - `GET /contacts/{external_id}`: the contact with both `fields` and `crm_fields`, or
 //!   `404`. A merged contact is answered `200` with its tombstone: `merged_into` set (it is
 //!   `null` on live contacts), the state it had when it was merged.
+//! - `GET /contacts?after=<external id>&limit=<n>`: the live contacts in external-id order
+//!   (byte order), keyset paging: those after `after` (from the first without it), at most
+//!   `limit` (default 100, `400` `bad_request` outside 1..=1,000), each as `GET` returns it
+//!   (with `source`, the source of its last write); `{ "contacts": [...], "next": <id> }`,
+//!   `next` being the `after` of the next page, `null` on the last one. Merged contacts
+//!   (tombstones) are not listed. Same token and rate limit as `GET`.
 //! - Errors carry `{ "error": "<code>", "message": "..." }`: `400` for a body that is not
 //!   JSON or a missing `Idempotency-Key`, `401` for a missing or wrong token, `422` for a body
 //!   without the required fields, an `external_id` that differs from the path or an
@@ -57,14 +63,31 @@
 //! `{ "kind": "key_status", "external_id": "C1", "status": 503, "count": 6 }`, answers only
 //! the next `count` writes of that one contact (upserts of it, merges into it) with `status`,
 //! ahead of the queue, and leaves every other contact alone: one record stuck while the
-//! rest of the CRM works. `GET /_sandbox/stats` returns the counters and
+//! rest of the CRM works.
+//!
+//! Two more modes serve chaos tests. A *flaky window*,
+//! `{ "kind": "flaky", "percent": 30, "timeout_percent": 50, "timeout_millis": 1500,
+//! "duration_millis": 60000, "seed": 7 }`, makes `percent` % of the writes made in the next
+//! `duration_millis` fail, then the CRM is healthy again (a new window replaces the old one).
+//! Of the failures, `timeout_percent` % (default 50) are timeouts — the answer is held back
+//! for `timeout_millis`, which a test sets above the hub's request timeout; every other
+//! timeout is applied before it is held (committed, but the caller timed out) and the rest
+//! are not applied and end in `504` — and the others are answered `500`, `502` or `503`
+//! at once. Whether a write fails is decided by a seeded hash of the contact's external id
+//! and how many writes of it the window saw, not by arrival order, so a run with the same
+//! seed and the same writes per contact fails the same writes however requests interleave.
+//! *Rejected keys*,
+//! `{ "kind": "reject_keys", "external_ids": ["C7", "C9"], "status": 422 }` (`status`
+//! defaults to `422`), answer every write of those contacts with `status` until cleared:
+//! records the CRM refuses for good. `clear` also ends a flaky window and forgets rejected
+//! keys. `GET /_sandbox/stats` returns the counters and
 //! `GET /_sandbox/contacts` every stored contact, merged ones included. The admin routes
 //! need no token.
 //!
 //! Contact fields and CRM fields are customer data: they are never logged, and `Debug`
 //! hides them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -170,6 +193,18 @@ pub struct SandboxStats {
     pub rate_limited: u64,
     /// Requests answered by an injected `status` or `rate_limit` fault.
     pub faults_served: u64,
+    /// Writes a flaky window answered with `500`, `502` or `503`.
+    #[serde(default)]
+    pub flaky_errors: u64,
+    /// Writes a flaky window held back as timeouts (applied or not).
+    #[serde(default)]
+    pub flaky_timeouts: u64,
+    /// Of those, the writes applied before the answer was held back.
+    #[serde(default)]
+    pub flaky_timeouts_applied: u64,
+    /// Writes refused because their contact is a rejected key.
+    #[serde(default)]
+    pub key_rejections: u64,
 }
 
 /// A fault to inject, as posted to `/_sandbox/faults`.
@@ -211,12 +246,110 @@ pub enum FaultSpec {
         #[serde(default = "one")]
         count: u32,
     },
-    /// Drop every queued fault.
+    /// For `duration_millis` from now, `percent` % of the writes fail: `timeout_percent` %
+    /// of those as timeouts held for `timeout_millis`, the rest as `500`/`502`/`503`.
+    Flaky {
+        /// Share of the writes that fail, 0 to 100.
+        percent: u8,
+        /// Share of the failures that are timeouts, 0 to 100.
+        #[serde(default = "half")]
+        timeout_percent: u8,
+        /// How long a timed-out write's answer is held back.
+        timeout_millis: u64,
+        /// How long the window lasts.
+        duration_millis: u64,
+        /// Seed of the decisions.
+        #[serde(default)]
+        seed: u64,
+    },
+    /// Answer every write of these contacts with `status` until cleared.
+    RejectKeys {
+        /// The contacts refused for good.
+        external_ids: Vec<String>,
+        /// The HTTP status to answer with.
+        #[serde(default = "unprocessable_status")]
+        status: u16,
+    },
+    /// Drop every queued fault, end a flaky window and forget rejected keys.
     Clear,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn half() -> u8 {
+    50
+}
+
+fn unprocessable_status() -> u16 {
+    422
+}
+
+/// A flaky window in force.
+#[derive(Debug)]
+struct Flaky {
+    until: Instant,
+    /// Failures per 10,000 writes.
+    per_10k: u64,
+    timeout_percent: u64,
+    hold: Duration,
+    seed: u64,
+    /// Writes seen per contact in this window.
+    seen: HashMap<String, u64>,
+}
+
+/// What a flaky window does with one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlakyOutcome {
+    Pass,
+    Error(StatusCode),
+    /// A timeout; `applied` says whether the write is applied before the answer is held.
+    Timeout {
+        applied: bool,
+    },
+}
+
+impl Flaky {
+    /// The fate of the next write of `external_id`: a pure function of the seed, the id and
+    /// how many writes of it the window saw before.
+    fn decide(&mut self, external_id: &str) -> FlakyOutcome {
+        let n = self.seen.entry(external_id.to_owned()).or_insert(0);
+        let nth = *n;
+        *n += 1;
+        let roll =
+            splitmix64(self.seed ^ fnv1a(external_id) ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if roll % 10_000 >= self.per_10k {
+            return FlakyOutcome::Pass;
+        }
+        let kind = splitmix64(roll);
+        if kind % 100 < self.timeout_percent {
+            return FlakyOutcome::Timeout {
+                applied: (kind >> 32) & 1 == 0,
+            };
+        }
+        let status = match (kind >> 8) % 3 {
+            0 => StatusCode::INTERNAL_SERVER_ERROR,
+            1 => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        FlakyOutcome::Error(status)
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit hash of `x`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a over the bytes of `s`: stable across runs and platforms, unlike the std hasher.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +411,13 @@ struct Inner {
     faults: VecDeque<(Fault, u32)>,
     /// Faults of single contacts by external id, each queue served in order.
     key_faults: BTreeMap<String, VecDeque<(StatusCode, u32)>>,
+    /// Contacts whose every write is refused, with the status to refuse with.
+    rejected_keys: HashMap<String, StatusCode>,
+    flaky: Option<Flaky>,
+    flaky_errors: u64,
+    flaky_timeouts: u64,
+    flaky_timeouts_applied: u64,
+    key_rejections: u64,
 }
 
 impl Inner {
@@ -444,6 +584,36 @@ impl SandboxCrm {
             FaultSpec::Clear => {
                 inner.faults.clear();
                 inner.key_faults.clear();
+                inner.rejected_keys.clear();
+                inner.flaky = None;
+                return;
+            }
+            FaultSpec::Flaky {
+                percent,
+                timeout_percent,
+                timeout_millis,
+                duration_millis,
+                seed,
+            } => {
+                inner.flaky = Some(Flaky {
+                    until: Instant::now() + Duration::from_millis(duration_millis),
+                    per_10k: u64::from(percent.min(100)) * 100,
+                    timeout_percent: u64::from(timeout_percent.min(100)),
+                    hold: Duration::from_millis(timeout_millis),
+                    seed,
+                    seen: HashMap::new(),
+                });
+                return;
+            }
+            FaultSpec::RejectKeys {
+                external_ids,
+                status,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+                for id in external_ids {
+                    inner.rejected_keys.insert(id, status);
+                }
                 return;
             }
             FaultSpec::KeyStatus {
@@ -510,9 +680,50 @@ impl SandboxCrm {
         });
     }
 
-    /// Drops every queued fault.
+    /// Drops every queued fault, ends a flaky window and forgets rejected keys.
     pub fn clear_faults(&self) {
         self.inject(FaultSpec::Clear);
+    }
+
+    /// For `duration` from now, `percent` % of the writes fail: `timeout_percent` % of those
+    /// as timeouts whose answer is held back for `timeout` (half of them applied first), the
+    /// rest as `500`, `502` or `503`. Decided by `seed` (see the module documentation).
+    pub fn inject_flaky(
+        &self,
+        percent: u8,
+        timeout_percent: u8,
+        timeout: Duration,
+        duration: Duration,
+        seed: u64,
+    ) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.inject(FaultSpec::Flaky {
+            percent,
+            timeout_percent,
+            timeout_millis: millis(timeout),
+            duration_millis: millis(duration),
+            seed,
+        });
+    }
+
+    /// Whether a flaky window is in force now.
+    pub fn flaky_active(&self) -> bool {
+        self.lock()
+            .flaky
+            .as_ref()
+            .is_some_and(|f| Instant::now() < f.until)
+    }
+
+    /// Answers every write of these contacts with `status` until the faults are cleared.
+    pub fn reject_keys<I, S>(&self, external_ids: I, status: u16)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inject(FaultSpec::RejectKeys {
+            external_ids: external_ids.into_iter().map(Into::into).collect(),
+            status,
+        });
     }
 
     /// How many requests the queued faults (those of single contacts included) will still
@@ -535,6 +746,12 @@ impl SandboxCrm {
         self.lock().find(external_id).cloned()
     }
 
+    /// The version of the live contact with this external id, without copying its fields
+    /// (cheap enough to poll over many contacts).
+    pub fn contact_version(&self, external_id: &str) -> Option<i64> {
+        self.lock().contacts.get(external_id).map(|c| c.version)
+    }
+
     /// How many live contacts there are (merged ones are not counted).
     pub fn contacts_len(&self) -> usize {
         self.lock().contacts.len()
@@ -555,6 +772,12 @@ impl SandboxCrm {
         patch: Map<String, Value>,
     ) -> Option<StoredContact> {
         self.lock().edit_crm_fields(external_id, patch).ok()
+    }
+
+    /// Removes a live contact as if it had been deleted in the CRM behind the hub's back
+    /// (tests of reconciliation and repair); the contact removed, if there was one.
+    pub fn delete_contact(&self, external_id: &str) -> Option<StoredContact> {
+        self.lock().contacts.remove(external_id)
     }
 
     /// How many writes this external id received (live or merged).
@@ -592,6 +815,10 @@ impl SandboxCrm {
             rejected: inner.rejected,
             rate_limited: inner.rate_limited,
             faults_served: inner.faults_served,
+            flaky_errors: inner.flaky_errors,
+            flaky_timeouts: inner.flaky_timeouts,
+            flaky_timeouts_applied: inner.flaky_timeouts_applied,
+            key_rejections: inner.key_rejections,
         }
     }
 
@@ -632,6 +859,26 @@ impl SandboxCrm {
         Ok((local, task))
     }
 
+    /// Like [`SandboxCrm::serve`], over TLS with `tls` (a CRM behind a bank's private CA,
+    /// or one that requires client certificates).
+    pub async fn serve_tls(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+        tls: std::sync::Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = crate::tls_listener::TlsListener::new(listener, tls)?;
+        let local = axum::serve::Listener::local_addr(&listener)?;
+        let app = router(self);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "sandbox crm stopped serving");
+            }
+        });
+        tracing::info!(addr = %local, "sandbox crm listening (tls)");
+        Ok((local, task))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters for a sandbox: keep serving.
@@ -644,6 +891,14 @@ impl SandboxCrm {
     /// `external_id`: an answer, or the delay to apply.
     fn gate_write(&self, external_id: &str) -> Result<Option<Duration>, Refusal> {
         let mut inner = self.lock();
+        if let Some(status) = inner.rejected_keys.get(external_id).copied() {
+            inner.key_rejections += 1;
+            return Err(error(
+                status,
+                "rejected",
+                "the sandbox refuses every write of this contact",
+            ));
+        }
         if let Some(status) = inner.next_key_fault(external_id) {
             inner.faults_served += 1;
             return Err(error(
@@ -668,6 +923,42 @@ impl SandboxCrm {
             Some(Fault::Delay(delay)) => Some(delay),
             None => None,
         };
+        let flaky = match inner.flaky.as_mut() {
+            Some(f) if Instant::now() < f.until => Some((f.decide(external_id), f.hold)),
+            Some(_) => {
+                inner.flaky = None;
+                None
+            }
+            None => None,
+        };
+        match flaky {
+            Some((FlakyOutcome::Error(status), _)) => {
+                inner.flaky_errors += 1;
+                return Err(error(
+                    status,
+                    "injected_fault",
+                    "flaky window of the sandbox",
+                ));
+            }
+            Some((FlakyOutcome::Timeout { applied: false }, hold)) => {
+                inner.flaky_timeouts += 1;
+                return Err(Refusal {
+                    hold: Some(hold),
+                    ..error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        "flaky window of the sandbox: not applied",
+                    )
+                });
+            }
+            Some((FlakyOutcome::Timeout { applied: true }, hold)) => {
+                inner.flaky_timeouts += 1;
+                inner.flaky_timeouts_applied += 1;
+                inner.rate_limit()?;
+                return Ok(Some(delay.map_or(hold, |d| d.max(hold))));
+            }
+            Some((FlakyOutcome::Pass, _)) | None => {}
+        }
         inner.rate_limit()?;
         Ok(delay)
     }
@@ -835,6 +1126,7 @@ impl SandboxCrm {
 /// The routes of the sandbox CRM over `state`.
 pub fn router(state: SandboxCrm) -> Router {
     Router::new()
+        .route("/contacts", get(list_contacts))
         .route("/contacts/{external_id}", put(put_contact).get(get_contact))
         .route(
             "/contacts/{external_id}/crm-fields",
@@ -990,7 +1282,7 @@ async fn put_contact(
 ) -> Response {
     let delay = match crm.gate_write(&external_id) {
         Ok(delay) => delay,
-        Err(answer) => return answer.into_response(),
+        Err(answer) => return answer.after_hold().await,
     };
     let answer = crm.apply_put(&external_id, &headers, &body);
     tracing::debug!(
@@ -1029,6 +1321,66 @@ async fn get_contact(
     }
 }
 
+/// The page size of `GET /contacts` without `limit`, and the largest allowed.
+const LIST_DEFAULT: usize = 100;
+const LIST_MAX: usize = 1_000;
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+async fn list_contacts(
+    State(crm): State<SandboxCrm>,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => LIST_DEFAULT,
+        Some(Ok(n)) if (1..=LIST_MAX).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("limit must be a number from 1 to {LIST_MAX}"),
+            )
+            .into_response();
+        }
+    };
+    let (contacts, more) = {
+        let mut inner = crm.lock();
+        if let Err(answer) = inner.rate_limit() {
+            return answer.into_response();
+        }
+        if let Err(answer) = inner.authorize(&headers) {
+            return answer.into_response();
+        }
+        let from = match &q.after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut range = inner
+            .contacts
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, c)| c);
+        let page: Vec<StoredContact> = range.by_ref().take(limit).cloned().collect();
+        (page, range.next().is_some())
+    };
+    let next = if more {
+        contacts.last().map(|c| c.external_id.clone())
+    } else {
+        None
+    };
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "contacts": contacts, "next": next })),
+    )
+        .into_response()
+}
+
 async fn patch_crm_fields(
     State(crm): State<SandboxCrm>,
     Path(external_id): Path<String>,
@@ -1063,7 +1415,7 @@ async fn merge_contact(
 ) -> Response {
     let delay = match crm.gate_write(&survivor) {
         Ok(delay) => delay,
-        Err(answer) => return answer.into_response(),
+        Err(answer) => return answer.after_hold().await,
     };
     let answer = crm.apply_merge(&survivor, &headers, &body);
     tracing::debug!(
@@ -1083,15 +1435,31 @@ async fn post_fault(State(crm): State<SandboxCrm>, body: Bytes) -> Response {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_fault",
-                "expected {\"kind\": \"status\"|\"key_status\"|\"rate_limit\"|\"delay\"|\"clear\", ...}",
+                "expected {\"kind\": \"status\"|\"key_status\"|\"rate_limit\"|\"delay\"|\"flaky\"|\"reject_keys\"|\"clear\", ...}",
             )
             .into_response();
         }
     };
     let status = match &spec {
-        FaultSpec::Status { status, .. } | FaultSpec::KeyStatus { status, .. } => Some(*status),
+        FaultSpec::Status { status, .. }
+        | FaultSpec::KeyStatus { status, .. }
+        | FaultSpec::RejectKeys { status, .. } => Some(*status),
         _ => None,
     };
+    if let FaultSpec::Flaky {
+        percent,
+        timeout_percent,
+        ..
+    } = &spec
+        && (*percent > 100 || *timeout_percent > 100)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_fault",
+            "percent and timeout_percent must be between 0 and 100",
+        )
+        .into_response();
+    }
     if status.is_some_and(|status| !(100..=599).contains(&status)) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -1126,6 +1494,18 @@ struct Refusal {
     message: String,
     retry_after_secs: Option<u64>,
     merged_into: Option<String>,
+    /// How long to hold the answer back (a timeout the caller sees).
+    hold: Option<Duration>,
+}
+
+impl Refusal {
+    /// The answer, after holding it back as asked.
+    async fn after_hold(self) -> Response {
+        if let Some(hold) = self.hold {
+            tokio::time::sleep(hold).await;
+        }
+        self.into_response()
+    }
 }
 
 impl IntoResponse for Refusal {
@@ -1151,6 +1531,7 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
         message: message.into(),
         retry_after_secs: None,
         merged_into: None,
+        hold: None,
     }
 }
 
@@ -1865,6 +2246,162 @@ mod tests {
         assert_eq!(crm.stats().merges, 2);
     }
 
+    #[tokio::test]
+    async fn a_flaky_window_fails_the_share_asked_with_5xx_then_ends() {
+        let crm = SandboxCrm::new();
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, None);
+        crm.inject_flaky(30, 0, Duration::ZERO, Duration::from_secs(600), 7);
+        assert!(crm.flaky_active());
+        let mut failed = 0u64;
+        for i in 0..1000 {
+            if let Err(e) = c.upsert(&upsert(&format!("F{i}"), 1)).await {
+                assert!(
+                    matches!(e.status(), Some(500 | 502 | 503)) && e.is_transient(),
+                    "{e}"
+                );
+                failed += 1;
+            }
+        }
+        // 30 % of 1,000 with a binomial spread of about 15.
+        assert!((240..=360).contains(&failed), "{failed} of 1000 failed");
+        let stats = crm.stats();
+        assert_eq!((stats.flaky_errors, stats.writes), (failed, 1000 - failed));
+        assert_eq!(stats.flaky_timeouts, 0);
+
+        // A window of no length is over at once: the CRM is healthy again.
+        crm.inject_flaky(100, 0, Duration::ZERO, Duration::ZERO, 7);
+        assert!(!crm.flaky_active());
+        c.upsert(&upsert("after", 1)).await.unwrap();
+        assert_eq!(crm.stats().flaky_errors, failed);
+    }
+
+    #[tokio::test]
+    async fn flaky_timeouts_hold_the_answer_past_the_callers_timeout() {
+        let crm = SandboxCrm::new();
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let impatient = CrmRestClient::new(CrmRestConfig {
+            timeout_ms: 100,
+            max_attempts: 1,
+            ..CrmRestConfig::new(format!("http://{addr}"))
+        })
+        .unwrap();
+        crm.inject_flaky(
+            100,
+            100,
+            Duration::from_millis(400),
+            Duration::from_secs(600),
+            3,
+        );
+        let ids: Vec<String> = (0..12).map(|i| format!("T{i}")).collect();
+        for id in &ids {
+            let err = impatient.upsert(&upsert(id, 1)).await.unwrap_err();
+            assert!(err.is_transient(), "{err}");
+            assert!(err.to_string().contains("did not answer"), "{err}");
+        }
+        let stats = crm.stats();
+        assert_eq!(stats.flaky_timeouts, 12);
+        let applied = ids.iter().filter(|id| crm.contact(id).is_some()).count() as u64;
+        assert_eq!(applied, stats.flaky_timeouts_applied);
+        assert!(
+            applied > 0 && applied < 12,
+            "both kinds of timeout: {applied} of 12 applied"
+        );
+        crm.clear_faults();
+        assert!(!crm.flaky_active());
+    }
+
+    #[test]
+    fn flaky_decisions_depend_on_seed_key_and_count_not_on_arrival_order() {
+        let window = |seed| Flaky {
+            until: Instant::now() + Duration::from_secs(60),
+            per_10k: 3000,
+            timeout_percent: 50,
+            hold: Duration::from_millis(10),
+            seed,
+            seen: HashMap::new(),
+        };
+        let keys: Vec<String> = (0..200).map(|i| format!("K{i}")).collect();
+        let (mut a, mut b) = (window(11), window(11));
+        let forward: Vec<FlakyOutcome> = keys.iter().map(|k| a.decide(k)).collect();
+        let mut backward: Vec<FlakyOutcome> = keys.iter().rev().map(|k| b.decide(k)).collect();
+        backward.reverse();
+        assert_eq!(forward, backward);
+        // The second write of a key is decided afresh, not a copy of the first.
+        let second: Vec<FlakyOutcome> = keys.iter().map(|k| a.decide(k)).collect();
+        assert_ne!(forward, second);
+        let other: Vec<FlakyOutcome> = keys.iter().map(|k| window(12).decide(k)).collect();
+        assert_ne!(forward, other, "another seed, other failures");
+        let kinds = |v: &[FlakyOutcome]| {
+            (
+                v.iter()
+                    .filter(|o| matches!(o, FlakyOutcome::Error(_)))
+                    .count(),
+                v.iter()
+                    .filter(|o| matches!(o, FlakyOutcome::Timeout { .. }))
+                    .count(),
+            )
+        };
+        let (errors, timeouts) = kinds(&forward);
+        assert!(
+            errors > 10 && timeouts > 10,
+            "{errors} errors, {timeouts} timeouts"
+        );
+    }
+
+    #[tokio::test]
+    async fn rejected_keys_are_refused_for_good_until_cleared() {
+        let crm = SandboxCrm::new();
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, None);
+        let res = http()
+            .post(format!("http://{addr}/_sandbox/faults"))
+            .json(&json!({ "kind": "reject_keys", "external_ids": ["R1", "R2"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        for _ in 0..3 {
+            let err = c.upsert_with_retry(&upsert("R1", 1)).await.unwrap_err();
+            assert_eq!(
+                (err.status(), err.attempts()),
+                (Some(422), Some(1)),
+                "{err}"
+            );
+            assert!(!err.is_transient());
+        }
+        c.upsert(&upsert("OK1", 1)).await.unwrap();
+        assert!(crm.contact("R1").is_none());
+        assert_eq!(crm.stats().key_rejections, 3);
+        crm.clear_faults();
+        c.upsert(&upsert("R1", 1)).await.unwrap();
+        assert_eq!(crm.contacts_len(), 2);
+
+        for (body, code) in [
+            (
+                json!({ "kind": "flaky", "percent": 101, "timeout_millis": 1, "duration_millis": 1 }),
+                400,
+            ),
+            (
+                json!({ "kind": "reject_keys", "external_ids": ["X"], "status": 99 }),
+                400,
+            ),
+            (
+                json!({ "kind": "flaky", "percent": 30, "timeout_millis": 1500, "duration_millis": 60000 }),
+                200,
+            ),
+        ] {
+            let res = http()
+                .post(format!("http://{addr}/_sandbox/faults"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), code, "{body}");
+        }
+        assert!(crm.flaky_active());
+    }
+
     #[test]
     fn token_bucket_refills() {
         let mut bucket = TokenBucket::new(2);
@@ -1902,5 +2439,84 @@ mod tests {
         );
         let spec: FaultSpec = serde_json::from_str(r#"{ "kind": "clear" }"#).unwrap();
         assert_eq!(spec, FaultSpec::Clear);
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{ "kind": "flaky", "percent": 30, "timeout_millis": 1500, "duration_millis": 60000 }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            FaultSpec::Flaky {
+                percent: 30,
+                timeout_percent: 50,
+                timeout_millis: 1500,
+                duration_millis: 60000,
+                seed: 0
+            }
+        );
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{ "kind": "reject_keys", "external_ids": ["C1"] }"#).unwrap();
+        assert_eq!(
+            spec,
+            FaultSpec::RejectKeys {
+                external_ids: vec!["C1".into()],
+                status: 422
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn listing_pages_live_contacts_by_external_id() {
+        let crm = SandboxCrm::new().with_token("tkn");
+        let (addr, _task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
+        let c = client(addr, Some("tkn"));
+        for id in ["C3", "C1", "C5", "C2", "C4"] {
+            c.upsert(&upsert(id, 1)).await.unwrap();
+        }
+        let merge = c.merge("C4", "C5", "env-m").await.unwrap();
+        assert!(merge.merged);
+        assert!(crm.delete_contact("C3").is_some());
+        assert!(crm.delete_contact("C3").is_none());
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, _) = c
+                .list_contacts_with_retry(after.as_deref(), 2)
+                .await
+                .unwrap();
+            for l in &page.contacts {
+                assert_eq!(l.source.as_deref(), Some("abs"));
+                assert_eq!(l.contact.fields["last_name"], "Петрова");
+                seen.push(l.contact.external_id.clone());
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        // Deleted and merged-away contacts are not listed.
+        assert_eq!(seen, ["C1", "C2", "C4"]);
+        let base = format!("http://{addr}/contacts");
+        for bad in ["0", "1001", "x"] {
+            let res = http()
+                .get(format!("{base}?limit={bad}"))
+                .bearer_auth("tkn")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 400, "limit={bad}");
+        }
+        let res = http().get(&base).send().await.unwrap();
+        assert_eq!(res.status(), 401, "the token is required");
+        let all: Value = http()
+            .get(&base)
+            .bearer_auth("tkn")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(all["contacts"].as_array().map(Vec::len), Some(3));
+        assert!(all["next"].is_null());
     }
 }

@@ -3,10 +3,19 @@
 //! [`Stats`] (read by `hub demo` and `hub bench` for their summaries), so metric names live
 //! in this one module. No event carries personal data: keys are source ids, never names,
 //! phones or document numbers.
+//!
+//! Most metrics are kept by the `metrics` recorder as events happen. The gauges that describe
+//! a state *now* (the oldest undelivered event, consumer lag, open cases, list ages) are
+//! computed when `/metrics` is scraped ([`render`]) and appended to the recorder's output,
+//! so none is a value set once and left to go stale, and a series whose subject is gone
+//! (a consumer dropped, a partition revoked) simply stops being reported.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use chrono::{DateTime, Utc};
 
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -41,6 +50,10 @@ fn describe() {
     describe_counter!(
         "hub_source_records_read_total",
         "Data rows read from source files."
+    );
+    describe_counter!(
+        "hub_source_records_mapped_total",
+        "Records a source mapped into canonical events, per source and entity (before publishing)."
     );
     describe_counter!(
         "hub_source_events_published_total",
@@ -576,4 +589,239 @@ pub fn retry_exhausted(sink: &str, key: &str, attempts: u32) {
         attempts,
         "record failed after its last retry delay"
     );
+}
+
+/// A source mapped one record of `entity` into a canonical event (counted before the bus
+/// acknowledged it; `hub_source_events_published_total` counts acknowledgements).
+pub fn record_mapped(source: &str, entity: &str) {
+    counter!("hub_source_records_mapped_total", "source" => source.to_string(), "entity" => entity.to_string())
+        .increment(1);
+}
+
+/// A supervised task started: its restart counter exists (at 0) from now on, so an alert on
+/// its rate has a series before the first restart.
+pub fn task_supervised(task: &str) {
+    counter!("hub_task_restarts_total", "task" => task.to_string()).increment(0);
+}
+
+/// A sink task started: the counters an operator alerts on exist (at 0) from now on.
+pub fn sink_started(sink: &str) {
+    describe_delivery();
+    for name in [
+        "hub_dead_letters_total",
+        "hub_sink_retries_total",
+        "hub_sink_auth_failures_total",
+        "hub_sink_records_committed_total",
+        "hub_sink_retry_exhausted_total",
+        "hub_sink_records_review_total",
+    ] {
+        counter!(name, "sink" => sink.to_string()).increment(0);
+    }
+    for kind in ["transient", "permanent"] {
+        counter!("hub_sink_records_failed_total", "sink" => sink.to_string(), "kind" => kind)
+            .increment(0);
+    }
+}
+
+// ---- Gauges computed at scrape time -------------------------------------------------------
+
+pub const OLDEST_UNDELIVERED: &str = "hub_sink_oldest_undelivered_age_seconds";
+pub const CONSUMER_LAG_MESSAGES: &str = "hub_kafka_consumer_lag_messages";
+pub const CONSUMER_LAG_SECONDS: &str = "hub_kafka_consumer_lag_seconds";
+pub const OPEN_CASES: &str = "hub_compliance_open_cases";
+pub const LIST_INFO: &str = "hub_screening_list_info";
+pub const LIST_AGE: &str = "hub_screening_list_age_seconds";
+
+/// The scrape-time gauges with their HELP text (docs/metrics.md says the same).
+const SCRAPE_GAUGES: &[(&str, &str)] = &[
+    (
+        OLDEST_UNDELIVERED,
+        "Now minus the event time of the oldest event a sink has taken from the bus and not finished (parked for retry included); 0 when nothing is pending.",
+    ),
+    (
+        CONSUMER_LAG_MESSAGES,
+        "Messages between a consumer group's committed offset and the end of an assigned partition.",
+    ),
+    (
+        CONSUMER_LAG_SECONDS,
+        "Age of the oldest message not yet committed by a consumer group on an assigned partition; 0 when the lag is 0.",
+    ),
+    (
+        OPEN_CASES,
+        "Open compliance cases (parties held back), by status; counts only.",
+    ),
+    (
+        LIST_INFO,
+        "The version of each loaded sanctions/PEP list (always 1).",
+    ),
+    (
+        LIST_AGE,
+        "Seconds since the hub first loaded the current version of each list.",
+    ),
+];
+
+/// Counts open compliance cases by status, when screening is configured.
+pub type CaseCounter = Box<dyn Fn() -> anyhow::Result<Vec<(String, u64)>> + Send + Sync>;
+
+fn case_counter() -> MutexGuard<'static, Option<CaseCounter>> {
+    static COUNTER: OnceLock<Mutex<Option<CaseCounter>>> = OnceLock::new();
+    COUNTER
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where the open-cases gauge counts from (set once screening is open).
+pub fn count_open_cases_with(counter: CaseCounter) {
+    *case_counter() = Some(counter);
+}
+
+/// Case statuses that hold a party back, always reported.
+const OPEN_STATUSES: &[&str] = &["potential", "confirmed"];
+
+/// List name → (version, when the hub first loaded that version).
+type ListVersions = BTreeMap<String, (String, DateTime<Utc>)>;
+
+fn lists() -> MutexGuard<'static, ListVersions> {
+    static LISTS: OnceLock<Mutex<ListVersions>> = OnceLock::new();
+    LISTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The lists in use now: name, version, and when the hub first loaded that version.
+/// Replaces what was reported before (a list dropped from the config stops being reported).
+pub fn screening_lists(current: impl IntoIterator<Item = (String, String, DateTime<Utc>)>) {
+    let mut l = lists();
+    l.clear();
+    for (name, version, loaded_at) in current {
+        l.insert(name, (version, loaded_at));
+    }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The scrape-time gauges at `now`, in the Prometheus text format. Every family has its
+/// HELP and TYPE lines even without samples.
+pub fn scrape_gauges(now: DateTime<Utc>) -> String {
+    let mut families: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+    for (sink, age) in crate::pipeline::pending::oldest_ages(now) {
+        families
+            .entry(OLDEST_UNDELIVERED)
+            .or_default()
+            .push((format!("sink=\"{}\"", label(&sink)), age));
+    }
+    for s in crate::bus::lag::samples(now) {
+        let labels = format!(
+            "group=\"{}\",topic=\"{}\",partition=\"{}\"",
+            label(&s.group),
+            label(&s.topic),
+            s.partition
+        );
+        families
+            .entry(CONSUMER_LAG_MESSAGES)
+            .or_default()
+            .push((labels.clone(), s.lag.messages as f64));
+        families
+            .entry(CONSUMER_LAG_SECONDS)
+            .or_default()
+            .push((labels, s.lag.seconds));
+    }
+    if let Some(count) = case_counter().as_ref() {
+        match count() {
+            Ok(counts) => {
+                for status in OPEN_STATUSES {
+                    let n = counts
+                        .iter()
+                        .filter(|(s, _)| s == status)
+                        .map(|(_, n)| *n)
+                        .sum::<u64>();
+                    families
+                        .entry(OPEN_CASES)
+                        .or_default()
+                        .push((format!("status=\"{status}\""), n as f64));
+                }
+            }
+            // Not reported rather than reported wrong; the scrape still answers.
+            Err(e) => {
+                tracing::warn!(event = "open_cases_unavailable", error = %e, "cannot count open compliance cases")
+            }
+        }
+    }
+    for (list, (version, loaded_at)) in lists().iter() {
+        let list = label(list);
+        families.entry(LIST_INFO).or_default().push((
+            format!("list=\"{list}\",version=\"{}\"", label(version)),
+            1.0,
+        ));
+        let age = ((now - *loaded_at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        families
+            .entry(LIST_AGE)
+            .or_default()
+            .push((format!("list=\"{list}\""), age));
+    }
+    let mut out = String::new();
+    for (name, help) in SCRAPE_GAUGES {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, value) in families.get(name).map(Vec::as_slice).unwrap_or_default() {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `/metrics`: the recorder's metrics, then the gauges computed now.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut out = handle.render();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&scrape_gauges(Utc::now()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrape_gauges_always_carry_help_and_type_and_escape_labels() {
+        crate::pipeline::pending::sink_started("crm \"main\"");
+        screening_lists([(
+            "eu".to_string(),
+            "2026-01-15".to_string(),
+            Utc::now() - chrono::TimeDelta::seconds(90),
+        )]);
+        let text = scrape_gauges(Utc::now());
+        for (name, _) in SCRAPE_GAUGES {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}\n{text}");
+            assert!(
+                text.contains(&format!("# TYPE {name} gauge\n")),
+                "{name}\n{text}"
+            );
+        }
+        assert!(
+            text.contains("hub_sink_oldest_undelivered_age_seconds{sink=\"crm \\\"main\\\"\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hub_screening_list_info{list=\"eu\",version=\"2026-01-15\"} 1\n"),
+            "{text}"
+        );
+        let age = text
+            .lines()
+            .find(|l| l.starts_with("hub_screening_list_age_seconds{list=\"eu\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        assert!((90.0..100.0).contains(&age), "{age}");
+    }
 }

@@ -41,11 +41,17 @@ impl AmlClient {
         cfg.validate()?;
         // Installing fails harmlessly when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(cfg.timeout())
             .connect_timeout(cfg.timeout())
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("integration-hub-aml/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("integration-hub-aml/", env!("CARGO_PKG_VERSION")));
+        let http = cfg
+            .tls
+            .apply(builder)
+            .map_err(|e| AmlError::Client {
+                reason: e.to_string(),
+            })?
             .build()
             .map_err(|e| AmlError::Client {
                 reason: error_chain(&e),

@@ -38,6 +38,13 @@ pub struct AmlConfig {
     /// match the provider reports, its own threshold already applied.
     #[serde(default)]
     pub min_score: f64,
+    /// TLS of this endpoint: extra CA bundle, client certificate (docs/tls.md).
+    #[serde(default)]
+    pub tls: crate::tls::ClientTls,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -66,6 +73,8 @@ impl std::fmt::Debug for AmlConfig {
             .field("initial_backoff_ms", &self.initial_backoff_ms)
             .field("max_backoff_ms", &self.max_backoff_ms)
             .field("min_score", &self.min_score)
+            .field("tls", &self.tls)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -81,6 +90,8 @@ impl AmlConfig {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             min_score: 0.0,
+            tls: crate::tls::ClientTls::default(),
+            allow_plain_http: false,
         }
     }
 

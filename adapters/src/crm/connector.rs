@@ -669,17 +669,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The HTTP client of a connector: rustls with ring, the policy's timeout.
+/// The HTTP client of a connector: rustls with ring, the policy's timeout, the endpoint's
+/// CA bundle and client certificate.
 pub(crate) fn http_client(
     crm: &'static str,
     policy: &RetryPolicy,
+    tls: &crate::tls::ClientTls,
 ) -> Result<reqwest::Client, ConnectorError> {
     // Installing fails harmlessly when a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(policy.timeout())
         .connect_timeout(policy.timeout())
-        .user_agent(concat!("integration-hub/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("integration-hub/", env!("CARGO_PKG_VERSION")));
+    tls.apply(builder)
+        .map_err(|e| ConnectorError::Client {
+            crm,
+            reason: e.to_string(),
+        })?
         .build()
         .map_err(|e| ConnectorError::Client {
             crm,

@@ -287,54 +287,28 @@ pub(crate) async fn read_limited(
     Ok(out)
 }
 
-/// Applies a CA bundle and a client certificate to `builder`; `base_dir` anchors relative
-/// paths. The errors name the field and the file.
+/// Applies a CA bundle and a client certificate to `builder` through the shared client
+/// TLS ([`crate::tls::ClientTls`]); `base_dir` anchors relative paths. A REST source's
+/// `ca_file` is trusted *instead of* the system's store, as it always was here. The errors
+/// name the field and the file.
 pub fn apply_tls(
-    mut builder: reqwest::ClientBuilder,
+    builder: reqwest::ClientBuilder,
     tls: &TlsConfig,
     base_dir: &Path,
 ) -> Result<reqwest::ClientBuilder, RestPollError> {
-    let read = |field: &str, p: &Path| {
-        let path = base_dir.join(p);
-        std::fs::read(&path).map_err(|e| RestPollError::Setup {
-            field: field.to_string(),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })
+    let mut shared = crate::tls::ClientTls {
+        ca_only: tls.ca_file.is_some(),
+        ca_file: tls.ca_file.clone(),
+        client_cert: tls.client_cert.clone(),
+        client_key: tls.client_key.clone(),
     };
-    if let Some(ca) = &tls.ca_file {
-        let pem = read("tls.ca_file", ca)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .ok()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| RestPollError::Setup {
-                field: "tls.ca_file".into(),
-                reason: format!("{}: no PEM certificate found", base_dir.join(ca).display()),
-            })?;
-        builder = builder.tls_certs_only(certs);
-    }
-    match (&tls.client_cert, &tls.client_key) {
-        (Some(cert), Some(key)) => {
-            let mut pem = read("tls.client_cert", cert)?;
-            pem.push(b'\n');
-            pem.extend(read("tls.client_key", key)?);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| RestPollError::Setup {
-                field: "tls.client_cert".into(),
-                reason: format!(
-                    "{} with {}: not a PEM certificate and private key: {}",
-                    base_dir.join(cert).display(),
-                    base_dir.join(key).display(),
-                    error_chain(&e)
-                ),
-            })?;
-            builder = builder.identity(identity);
-        }
-        (None, None) => {}
-        _ => {
-            return Err(RestPollError::Setup {
-                field: "tls".into(),
-                reason: "client_cert and client_key go together".into(),
-            });
-        }
-    }
-    Ok(builder)
+    shared.resolve_paths(base_dir);
+    shared.apply(builder).map_err(|e| RestPollError::Setup {
+        field: if e.field == "tls.client_cert" && tls.client_key.is_none() {
+            "tls".into()
+        } else {
+            e.field
+        },
+        reason: e.reason,
+    })
 }

@@ -64,6 +64,10 @@ pub struct RestPollConfig {
     /// The largest page body read, in bytes; a larger one is a bad page. Default 32 MiB.
     #[serde(default = "default_max_page_bytes")]
     pub max_page_bytes: usize,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 /// The kind of value the cursor holds.
@@ -316,6 +320,7 @@ impl RestPollConfig {
             max_backoff_ms: default_max_backoff_ms(),
             poll_interval_ms: default_poll_interval_ms(),
             max_page_bytes: default_max_page_bytes(),
+            allow_plain_http: false,
         }
     }
 

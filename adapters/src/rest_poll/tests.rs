@@ -783,7 +783,7 @@ fn tls_files_are_read_and_named_when_wrong() {
     });
     let e = RestPollClient::new(cfg.clone(), dir.path(), &no_secrets).unwrap_err();
     assert!(
-        e.to_string().ends_with("ca.pem: no PEM certificate found"),
+        e.to_string().ends_with("ca.pem: holds no PEM certificate"),
         "{e}"
     );
     cfg.tls = Some(TlsConfig {

@@ -125,35 +125,17 @@ impl SoapClient {
             .connect_timeout(cfg.timeout())
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("integration-hub-soap/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &cfg.tls.ca_bundle {
-            let pem = read_file(ca, "tls.ca_bundle")?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SoapError::Client {
-                    reason: format!(
-                        "tls.ca_bundle {}: not a pem certificate bundle: {e}",
-                        ca.display()
-                    ),
-                })?;
-            if certs.is_empty() {
-                return Err(SoapError::Client {
-                    reason: format!("tls.ca_bundle {}: holds no certificate", ca.display()),
-                });
-            }
-            builder = builder.tls_certs_only(certs);
-        }
-        if let (Some(cert), Some(key)) = (&cfg.tls.client_cert, &cfg.tls.client_key) {
-            let mut pem = read_file(cert, "tls.client_cert")?;
-            pem.push(b'\n');
-            pem.extend(read_file(key, "tls.client_key")?);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| SoapError::Client {
-                reason: format!(
-                    "tls.client_cert {} / tls.client_key {}: {e}",
-                    cert.display(),
-                    key.display()
-                ),
-            })?;
-            builder = builder.identity(identity);
-        }
+        // The shared client TLS; a SOAP source's `ca_bundle` is trusted instead of the
+        // system's store, as it always was here.
+        let tls = crate::tls::ClientTls {
+            ca_only: cfg.tls.ca_bundle.is_some(),
+            ca_file: cfg.tls.ca_bundle.clone(),
+            client_cert: cfg.tls.client_cert.clone(),
+            client_key: cfg.tls.client_key.clone(),
+        };
+        builder = tls.apply(builder).map_err(|e| SoapError::Client {
+            reason: e.to_string().replacen("tls.ca_file", "tls.ca_bundle", 1),
+        })?;
         let http = builder.build().map_err(|e| SoapError::Client {
             reason: error_chain(&e),
         })?;
@@ -413,12 +395,6 @@ impl SoapClient {
             Failure::Transport(reason) => SoapError::Transport { operation, reason },
         }
     }
-}
-
-fn read_file(path: &std::path::Path, field: &str) -> Result<Vec<u8>, SoapError> {
-    std::fs::read(path).map_err(|e| SoapError::Client {
-        reason: format!("{field}: cannot read {}: {}", path.display(), e.kind()),
-    })
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.

@@ -192,6 +192,10 @@ pub struct SoapConfig {
     /// data folder, since a temporary folder may be memory-backed.
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -236,6 +240,7 @@ impl std::fmt::Debug for SoapConfig {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("max_pages", &self.max_pages)
             .field("spool_dir", &self.spool_dir)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -258,6 +263,7 @@ impl SoapConfig {
             max_record_bytes: default_max_record_bytes(),
             max_pages: default_max_pages(),
             spool_dir: None,
+            allow_plain_http: false,
         }
     }
 

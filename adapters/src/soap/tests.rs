@@ -1143,7 +1143,10 @@ async fn tls_files_that_cannot_be_read_are_named() {
     let mut cfg = client_config("127.0.0.1:1".parse().unwrap(), SoapVersion::V11);
     cfg.tls.ca_bundle = Some(bad);
     let err = SoapClient::new(cfg).unwrap_err();
-    assert!(err.to_string().contains("holds no certificate"), "{err}");
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

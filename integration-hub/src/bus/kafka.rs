@@ -20,8 +20,15 @@
 //!   leave round trip), so its partitions move to the remaining members without waiting for the
 //!   session timeout; nothing is committed on drop. A killed process's partitions move after
 //!   [`KafkaConfig::session_timeout_ms`].
+//! - Every consumer reports its consumer lag per assigned partition (`bus::lag`), from
+//!   librdkafka statistics every [`KafkaConfig::stats_interval_ms`] and from its own reads
+//!   and commits.
 //! - Transient consumer errors (a broker restarting, a leader moving) are logged and retried by
 //!   the client; only fatal ones reach the caller.
+//! - Encryption and authentication (TLS, SCRAM) come from [`KafkaConfig::security`] only, for
+//!   every client alike; `extra` cannot set them. When the broker refuses a connection (a
+//!   wrong password, an untrusted certificate), `ping`, `publish` and `subscribe` name that
+//!   reason in their error; the password never appears in an error or a log line.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,9 +36,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
@@ -39,7 +46,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::lag::{self, LagConsumer, LagContext, LagState};
 use super::{Bus, BusError, Consumer, Offsets, OutMessage, Record, deadline_after};
+use crate::config::KafkaSecurity;
 
 /// How long a metadata request (ping, topic checks) may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +74,20 @@ const RESERVED: &[&str] = &[
     "request.required.acks",
     "max.in.flight.requests.per.connection",
     "max.in.flight",
+    "statistics.interval.ms",
+];
+
+/// Prefixes of client settings that only `[bus.kafka.security]` may set: one place decides
+/// encryption and authentication, so `extra` can neither weaken TLS nor hold a secret inline.
+const SECURITY_PREFIXES: &[&str] = &[
+    "security.protocol",
+    "sasl.",
+    "ssl.ca.",
+    "ssl.certificate.",
+    "ssl.key.",
+    "ssl.keystore.",
+    "ssl.endpoint.identification.algorithm",
+    "enable.ssl.certificate.verification",
 ];
 
 /// Kafka connection settings, as found under `[bus.kafka]` in the hub's configuration.
@@ -77,10 +100,15 @@ pub struct KafkaConfig {
     #[serde(default = "default_client_id")]
     pub client_id: String,
     /// Further client settings passed as they are to producer, consumer and admin client (for
-    /// example `security.protocol`, `ssl.ca.location`, `sasl.mechanisms`). Settings the bus
-    /// relies on (see the module documentation) are refused.
+    /// example `socket.keepalive.enable`, `ssl.cipher.suites`). Settings the bus relies on (see
+    /// the module documentation) and security settings (see `security`) are refused.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// `[bus.kafka.security]`: TLS and SCRAM towards the brokers; absent means plaintext,
+    /// accepted for loopback brokers only. Boxed: read only when a client is created, and it
+    /// would otherwise triple the size of every value holding a `KafkaConfig`.
+    #[serde(default)]
+    pub security: Box<KafkaSecurity>,
     /// Consumer session timeout: how long a silent consumer keeps its partitions.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
@@ -90,6 +118,11 @@ pub struct KafkaConfig {
     /// Replication factor of topics the bus creates.
     #[serde(default = "default_replication_factor")]
     pub replication_factor: u16,
+    /// How often consumers take librdkafka statistics (high watermark and committed offset
+    /// per partition, for the consumer lag gauges); 0 turns them off (the gauges then rely
+    /// on cached watermarks and the consumer's own commits only).
+    #[serde(default = "default_stats_interval_ms")]
+    pub stats_interval_ms: u32,
 }
 
 fn default_client_id() -> String {
@@ -103,6 +136,9 @@ fn default_partitions() -> u32 {
 }
 fn default_replication_factor() -> u16 {
     1
+}
+fn default_stats_interval_ms() -> u32 {
+    5000
 }
 
 impl Default for KafkaConfig {
@@ -119,9 +155,11 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_id: default_client_id(),
             extra: BTreeMap::new(),
+            security: Box::default(),
             session_timeout_ms: default_session_timeout_ms(),
             default_partitions: default_partitions(),
             replication_factor: default_replication_factor(),
+            stats_interval_ms: default_stats_interval_ms(),
         }
     }
 
@@ -132,6 +170,25 @@ impl KafkaConfig {
         if let Some(k) = self.extra.keys().find(|k| RESERVED.contains(&k.as_str())) {
             return Err(BusError::Config(format!(
                 "kafka setting {k} is managed by the bus and cannot be set in extra"
+            )));
+        }
+        if let Some(k) = self
+            .extra
+            .keys()
+            .find(|k| SECURITY_PREFIXES.iter().any(|p| k.starts_with(p)))
+        {
+            return Err(BusError::Config(format!(
+                "kafka setting {k} cannot be set in extra; use [bus.kafka.security]"
+            )));
+        }
+        if let Some((field, reason)) = self
+            .security
+            .problems(&self.bootstrap_servers)
+            .into_iter()
+            .next()
+        {
+            return Err(BusError::Config(format!(
+                "kafka security.{field}: {reason}"
             )));
         }
         if self.session_timeout_ms < 1000 {
@@ -154,7 +211,8 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// The settings shared by every client: servers, id, then `extra`.
+    /// The settings shared by every client: servers, id, then `extra`. Without the security
+    /// settings: see [`KafkaConfig::client_config`].
     fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
@@ -163,6 +221,28 @@ impl KafkaConfig {
             c.set(k, v);
         }
         c
+    }
+
+    /// The settings of a plain client (admin, metadata, watermarks): servers, id, `extra`,
+    /// then `[bus.kafka.security]` with the password resolved. Resolving reads the
+    /// environment or the secret file, so a rotated password is picked up by the next client.
+    pub fn client_config(&self) -> Result<ClientConfig, BusError> {
+        let mut c = self.base();
+        self.apply_security(&mut c)?;
+        Ok(c)
+    }
+
+    /// Sets `[bus.kafka.security]`'s settings on `c`. Applied directly (never copied through
+    /// `config_map`, which masks the password).
+    fn apply_security(&self, c: &mut ClientConfig) -> Result<(), BusError> {
+        let settings = self
+            .security
+            .client_settings()
+            .map_err(|e| BusError::Config(format!("kafka {e}")))?;
+        for (k, v) in settings {
+            c.set(k, v);
+        }
+        Ok(())
     }
 
     fn producer_config(&self) -> Result<ClientConfig, BusError> {
@@ -177,13 +257,14 @@ impl KafkaConfig {
         for (k, v) in self.base().config_map() {
             c.set(k, v);
         }
+        self.apply_security(&mut c)?;
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5");
         Ok(c)
     }
 
-    fn consumer_config(&self, group: &str) -> ClientConfig {
+    fn consumer_config(&self, group: &str) -> Result<ClientConfig, BusError> {
         let mut c = ClientConfig::new();
         c.set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
@@ -194,10 +275,12 @@ impl KafkaConfig {
         for (k, v) in self.base().config_map() {
             c.set(k, v);
         }
+        self.apply_security(&mut c)?;
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        c
+            .set("enable.auto.offset.store", "false")
+            .set("statistics.interval.ms", self.stats_interval_ms.to_string());
+        Ok(c)
     }
 }
 
@@ -228,6 +311,40 @@ fn join_err(e: tokio::task::JoinError) -> BusError {
     BusError::Io(format!("kafka worker failed: {e}"))
 }
 
+/// How long a recorded TLS or authentication failure explains a later failed operation.
+const SECURITY_FAILURE_RELEVANCE: Duration = Duration::from_secs(60);
+
+/// Context of the producer and the admin client. librdkafka reports why a connection failed
+/// (a refused SCRAM password, an untrusted broker certificate) only through this callback;
+/// the failed request itself just says "broker transport failure". The last such reason is
+/// kept so [`KafkaBus::explain`] can name it. librdkafka never puts `sasl.password` in these
+/// reasons.
+#[derive(Clone, Default)]
+struct SecurityContext {
+    last_failure: Arc<Mutex<Option<(std::time::Instant, String)>>>,
+}
+
+impl ClientContext for SecurityContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let security = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+            )
+        );
+        if !security {
+            // Transient (a broker restarting): the client retries on its own.
+            tracing::warn!(error = %error, reason, "kafka client error");
+            return;
+        }
+        tracing::error!(error = %error, reason, "kafka broker refused the connection");
+        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some((std::time::Instant::now(), reason.to_owned()));
+    }
+}
+
 /// A bus on a Kafka cluster. Cheap to clone; clones share the producer.
 #[derive(Clone)]
 pub struct KafkaBus {
@@ -236,8 +353,10 @@ pub struct KafkaBus {
 
 struct Inner {
     cfg: KafkaConfig,
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<SecurityContext>,
+    admin: AdminClient<SecurityContext>,
+    /// Shared by the producer and the admin client.
+    security: SecurityContext,
     /// Topics known to exist with leaders.
     known_topics: Mutex<HashSet<String>>,
 }
@@ -256,19 +375,21 @@ impl KafkaBus {
     /// in [`Bus::ping`] and in the first operation, not here.
     pub fn new(cfg: &KafkaConfig) -> Result<KafkaBus, BusError> {
         cfg.validate()?;
-        let producer: FutureProducer = cfg
+        let security = SecurityContext::default();
+        let producer: FutureProducer<SecurityContext> = cfg
             .producer_config()?
-            .create()
+            .create_with_context(security.clone())
             .map_err(|e| kafka_err("cannot create kafka producer", e))?;
-        let admin: AdminClient<DefaultClientContext> = cfg
-            .base()
-            .create()
+        let admin: AdminClient<SecurityContext> = cfg
+            .client_config()?
+            .create_with_context(security.clone())
             .map_err(|e| kafka_err("cannot create kafka admin client", e))?;
         Ok(KafkaBus {
             inner: Arc::new(Inner {
                 cfg: cfg.clone(),
                 producer,
                 admin,
+                security,
                 known_topics: Mutex::new(HashSet::new()),
             }),
         })
@@ -277,6 +398,29 @@ impl KafkaBus {
     /// The settings this bus was created with.
     pub fn config(&self) -> &KafkaConfig {
         &self.inner.cfg
+    }
+
+    /// `e` with the TLS or authentication failure the client recorded shortly before, if
+    /// any: the failed request alone only says the transport failed.
+    fn explain(&self, e: BusError) -> BusError {
+        let last = self
+            .inner
+            .security
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some((at, reason)) = last else { return e };
+        if at.elapsed() > SECURITY_FAILURE_RELEVANCE {
+            return e;
+        }
+        match e {
+            BusError::Io(m) => BusError::Io(format!("{m}; broker connection failed: {reason}")),
+            BusError::Timeout(m) => {
+                BusError::Timeout(format!("{m}; broker connection failed: {reason}"))
+            }
+            other => other,
+        }
     }
 
     /// Creates `name` with `partitions` partitions and `replication` replicas unless it exists,
@@ -345,6 +489,7 @@ impl KafkaBus {
         let cfg = &self.inner.cfg;
         self.ensure_topic(topic, cfg.default_partitions, cfg.replication_factor)
             .await
+            .map_err(|e| self.explain(e))
     }
 
     /// Waits until metadata shows `name` with a leader for every partition. With `once`, checks
@@ -441,7 +586,7 @@ impl Bus for KafkaBus {
             first_error.get_or_insert(outcome);
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(e) => Err(self.explain(e)),
             None => Ok(()),
         }
     }
@@ -451,18 +596,22 @@ impl Bus for KafkaBus {
             return Err(BusError::Config("consumer group name is empty".into()));
         }
         self.ensure_known(topic).await?;
-        let consumer: StreamConsumer = self
+        let lag = LagState::new(group, topic);
+        let consumer: LagConsumer = self
             .inner
             .cfg
-            .consumer_config(group)
-            .create()
+            .consumer_config(group)?
+            .create_with_context(LagContext { state: lag.clone() })
             .map_err(|e| kafka_err("cannot create kafka consumer", e))?;
         consumer
             .subscribe(&[topic])
             .map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
+        let consumer = Arc::new(consumer);
+        lag::register(&consumer);
         Ok(Box::new(KafkaConsumer {
-            consumer: Arc::new(consumer),
+            consumer,
             topic: topic.to_owned(),
+            lag,
         }))
     }
 
@@ -480,13 +629,16 @@ impl Bus for KafkaBus {
         })
         .await
         .map_err(join_err)?
+        .map_err(|e| self.explain(e))
     }
 }
 
 /// A member of one consumer group, subscribed to one topic.
 pub struct KafkaConsumer {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<LagConsumer>,
     topic: String,
+    /// What the lag gauges need from this consumer's reads and commits.
+    lag: Arc<LagState>,
 }
 
 fn to_record(m: &BorrowedMessage<'_>) -> Record {
@@ -530,7 +682,11 @@ impl Consumer for KafkaConsumer {
             };
             match tokio::time::timeout(timeout, self.consumer.recv()).await {
                 Err(_) => break,
-                Ok(Ok(m)) => out.push(to_record(&m)),
+                Ok(Ok(m)) => {
+                    self.lag
+                        .read(m.partition(), m.offset(), m.timestamp().to_millis());
+                    out.push(to_record(&m));
+                }
                 Ok(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
                     return Err(kafka_err(&format!("consuming {} failed", self.topic), e));
                 }
@@ -568,7 +724,11 @@ impl Consumer for KafkaConsumer {
                 .map_err(|e| kafka_err(&format!("cannot commit offsets of {topic}"), e))
         })
         .await
-        .map_err(join_err)?
+        .map_err(join_err)??;
+        for (&p, &o) in offsets {
+            self.lag.committed(p, o);
+        }
+        Ok(())
     }
 }
 
@@ -604,7 +764,81 @@ mod tests {
         assert!(matches!(KafkaBus::new(&cfg), Err(BusError::Config(_))));
         let mut cfg = KafkaConfig::default();
         cfg.extra
-            .insert("security.protocol".into(), "plaintext".into());
+            .insert("socket.keepalive.enable".into(), "true".into());
+        assert!(KafkaBus::new(&cfg).is_ok());
+    }
+
+    #[test]
+    fn security_settings_only_come_from_the_security_section() {
+        for key in [
+            "security.protocol",
+            "sasl.password",
+            "ssl.ca.location",
+            "ssl.endpoint.identification.algorithm",
+            "enable.ssl.certificate.verification",
+        ] {
+            let mut cfg = KafkaConfig::default();
+            cfg.extra.insert(key.into(), "x".into());
+            let err = KafkaBus::new(&cfg).unwrap_err().to_string();
+            assert!(err.contains("[bus.kafka.security]"), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn sasl_ssl_settings_reach_every_client_with_the_password_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret-value\n").unwrap();
+        let mut cfg = KafkaConfig::new("kafka-1.bank.local:9094");
+        *cfg.security = KafkaSecurity {
+            protocol: crate::config::KafkaProtocol::SaslSsl,
+            username: Some("hub".into()),
+            password: Some("file:pw".into()),
+            ca_file: Some("ca.pem".into()),
+            base_dir: dir.path().to_path_buf(),
+            ..KafkaSecurity::default()
+        };
+        cfg.validate().unwrap();
+        let ca = dir.path().join("ca.pem").display().to_string();
+        for c in [
+            cfg.producer_config().unwrap(),
+            cfg.consumer_config("g").unwrap(),
+            cfg.client_config().unwrap(),
+        ] {
+            assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(c.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+            assert_eq!(c.get("sasl.username"), Some("hub"));
+            assert_eq!(c.get("sasl.password"), Some("s3cret-value"));
+            assert_eq!(c.get("ssl.ca.location"), Some(ca.as_str()));
+            // Neither the bus's nor rdkafka's debug output carries the password.
+            assert!(!format!("{c:?}").contains("s3cret-value"));
+        }
+        assert!(!format!("{cfg:?}").contains("file:pw"));
+    }
+
+    #[test]
+    fn an_unreadable_password_is_named_without_the_bus_starting() {
+        let mut cfg = KafkaConfig::new("kafka-1.bank.local:9094");
+        *cfg.security = KafkaSecurity {
+            protocol: crate::config::KafkaProtocol::SaslSsl,
+            username: Some("hub".into()),
+            password: Some("env:HUB_TEST_KAFKA_PASSWORD_NEVER_SET".into()),
+            ..KafkaSecurity::default()
+        };
+        let err = KafkaBus::new(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("security.password") && err.contains("HUB_TEST_KAFKA_PASSWORD_NEVER_SET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plaintext_to_a_remote_broker_is_refused_by_the_bus_too() {
+        let err = KafkaBus::new(&KafkaConfig::new("kafka-1.bank.local:9092"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_plaintext"), "{err}");
+        let mut cfg = KafkaConfig::new("kafka-1.bank.local:9092");
+        cfg.security.allow_plaintext = true;
         assert!(KafkaBus::new(&cfg).is_ok());
     }
 
@@ -616,7 +850,7 @@ mod tests {
         assert_eq!(p.get("enable.idempotence"), Some("true"));
         assert_eq!(p.get("acks"), Some("all"));
         assert_eq!(p.get("linger.ms"), Some("20"));
-        let c = cfg.consumer_config("g");
+        let c = cfg.consumer_config("g").unwrap();
         assert_eq!(c.get("group.id"), Some("g"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));

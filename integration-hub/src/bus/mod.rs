@@ -13,6 +13,7 @@
 
 pub mod embedded;
 pub mod kafka;
+pub mod lag;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,7 +27,9 @@ use super::{
     DiscardOutcome, Dlq, DlqError, Letter, LetterId, ListQuery, ReplayOptions, ReplayOutcome,
     StatusFilter,
 };
-use crate::http::{guarded, json_error};
+use crate::api_doc::{Access, Documented, Endpoint, described, object, ty};
+use crate::auth::{Auth, Role, protect};
+use crate::http::json_error;
 
 /// Letters a listing returns by default, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -39,16 +40,117 @@ struct Api {
     dlq: Arc<Dlq>,
 }
 
-/// The routes under `/api/dlq`, guarded by `token`.
-pub fn router(dlq: Arc<Dlq>, token: String) -> Router {
-    let api = Api { dlq };
-    let routes = Router::new()
-        .route("/api/dlq", get(list))
-        .route("/api/dlq/{id}", get(show))
-        .route("/api/dlq/{id}/replay", post(replay))
-        .route("/api/dlq/{id}/discard", post(discard));
-    guarded(routes, token, "admin").with_state(api)
+/// The routes under `/api/dlq`, for callers the hub's [`crate::auth`] layer admits.
+pub fn routes(dlq: Arc<Dlq>) -> Router {
+    api().into_router().with_state(Api { dlq })
 }
+
+/// [`routes`] behind one admin bearer token (tests, and configs without `[auth]`).
+pub fn router(dlq: Arc<Dlq>, token: String) -> Router {
+    let auth = Auth::default().with_token(&token, "admin-token", &[Role::Admin]);
+    protect(routes(dlq), Arc::new(auth))
+}
+
+/// The endpoints of [`router`], for the API document.
+pub fn endpoints() -> Vec<&'static Endpoint> {
+    api().endpoints().to_vec()
+}
+
+fn api() -> Documented<Api> {
+    Documented::default()
+        .route(&LIST, list)
+        .route(&SHOW, show)
+        .route(&REPLAY, replay)
+        .route(&DISCARD, discard)
+}
+
+const TAG: &str = "dead letters";
+
+static LIST: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/dlq",
+    tag: TAG,
+    summary: "The oldest dead letters matching, how many matched and the counts per status; never payloads",
+    access: Access::Roles(&[Role::Operator, Role::Admin, Role::Auditor]),
+    personal_data: false,
+    query: &[
+        ("sink", "string", "only letters of this sink"),
+        (
+            "status",
+            "string",
+            "pending, replayed, discarded or all (default pending)",
+        ),
+        (
+            "limit",
+            "integer",
+            "at most this many (default 100, at most 1,000)",
+        ),
+    ],
+    body: None,
+    answer: Some(|| {
+        described("{dead_letters: [...], matching, counts: {pending, replayed, discarded}}")
+    }),
+    errors: &[
+        (400, "a parameter is invalid"),
+        (503, "the bus did not answer"),
+    ],
+};
+
+static SHOW: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/dlq/{id}",
+    tag: TAG,
+    summary: "One dead letter with its headers; the payload (personal data) only with payload=true",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: true,
+    query: &[("payload", "boolean", "include the payload")],
+    body: None,
+    answer: Some(|| {
+        described("the letter: id, origin, error, attempts, failures, status, headers")
+    }),
+    errors: &[
+        (400, "malformed id"),
+        (404, "no such letter"),
+        (503, "the bus did not answer"),
+    ],
+};
+
+static REPLAY: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/dlq/{id}/replay",
+    tag: TAG,
+    summary: "Publish a dead letter again to its origin topic; a second replay is a no-op unless forced",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| {
+        json!({ "type": "object", "properties": {
+            "by": { "type": "string" }, "force": { "type": "boolean" } } })
+    }),
+    answer: Some(|| described("{outcome: replayed | already_replayed, ...}")),
+    errors: &[
+        (404, "no such letter"),
+        (409, "the letter was discarded (use force)"),
+        (503, "the bus did not answer"),
+    ],
+};
+
+static DISCARD: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/dlq/{id}/discard",
+    tag: TAG,
+    summary: "Mark a dead letter as discarded, with a reason",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| object(&[("reason", ty("string")), ("by", ty("string"))])),
+    answer: Some(|| described("{outcome: discarded | already_discarded, ...}")),
+    errors: &[
+        (400, "reason or by missing"),
+        (404, "no such letter"),
+        (409, "the letter was replayed"),
+    ],
+};
 
 /// The answer for a failed call: the caller's mistakes are explained, internals are logged.
 fn failure(e: DlqError) -> Response {

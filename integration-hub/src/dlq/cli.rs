@@ -134,6 +134,9 @@ pub async fn run(cmd: DlqCommand, out: &mut (dyn Write + Send)) -> anyhow::Resul
             let id = LetterId::parse(&id)?;
             let dlq = open(&config)?;
             let letter = dlq.get(id).await?;
+            if payload {
+                audit(&operator(), "dlq show --payload", &id.to_string(), "read");
+            }
             match format {
                 Format::Json => {
                     let v = super::api::letter_json(&letter, payload);
@@ -166,6 +169,9 @@ pub async fn run(cmd: DlqCommand, out: &mut (dyn Write + Send)) -> anyhow::Resul
             let outcomes = dlq.replay(&ids, &opts).await?;
             let mut failed = 0;
             for o in &outcomes {
+                if !opts.dry_run {
+                    audit(&opts.by, "dlq replay", &o.to_string(), ok_or_not(o.ok()));
+                }
                 writeln!(out, "{o}")?;
                 failed += usize::from(!o.ok());
             }
@@ -179,11 +185,11 @@ pub async fn run(cmd: DlqCommand, out: &mut (dyn Write + Send)) -> anyhow::Resul
         } => {
             let ids = parse_ids(&ids)?;
             let dlq = open(&config)?;
-            let outcomes = dlq
-                .discard(&ids, &reason, &by.unwrap_or_else(operator))
-                .await?;
+            let by = by.unwrap_or_else(operator);
+            let outcomes = dlq.discard(&ids, &reason, &by).await?;
             let mut failed = 0;
             for o in &outcomes {
+                audit(&by, "dlq discard", &o.to_string(), ok_or_not(o.ok()));
                 writeln!(out, "{o}")?;
                 failed += usize::from(!o.ok());
             }
@@ -194,7 +200,15 @@ pub async fn run(cmd: DlqCommand, out: &mut (dyn Write + Send)) -> anyhow::Resul
 
 fn open(path: &Path) -> anyhow::Result<Dlq> {
     let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Replays, discards and payload reads from the command line are audited like the API's.
+    let (log, chain) = crate::audit::of_config(&cfg)?;
+    crate::audit::install(crate::audit::AuditLog::open(&log, chain)?);
     Ok(Dlq::open(&cfg)?)
+}
+
+/// An audit entry for a command-line action on a letter.
+fn audit(by: &str, action: &str, id: &str, outcome: &str) {
+    crate::audit::record(&format!("cli:{by}"), action, id, outcome, "");
 }
 
 fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<LetterId>> {
@@ -202,6 +216,10 @@ fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<LetterId>> {
         .iter()
         .map(|s| LetterId::parse(s))
         .collect::<Result<_, _>>()?)
+}
+
+fn ok_or_not(ok: bool) -> &'static str {
+    if ok { "done" } else { "refused" }
 }
 
 fn exit(failed: usize) -> ExitCode {
@@ -242,6 +260,10 @@ async fn replay_all(
             }
         })
         .await?;
+    if !opts.dry_run {
+        let what = format!("{} letters", summary.replayed);
+        audit(&opts.by, "dlq replay --all-pending", &what, "done");
+    }
     if let Some(e) = write_err {
         return Err(e.into());
     }

@@ -318,6 +318,38 @@ pub struct Counts {
     pub pending: u64,
     pub replayed: u64,
     pub discarded: u64,
+    /// Second copies of letters, neither listed nor replayed (see [`Copies`]).
+    pub copies: u64,
+}
+
+/// Finds second copies of a letter. A sink writes a letter, then remembers that it did; a
+/// hub stopped between the two writes the letter again after its restart (the topic is
+/// at-least-once). A letter for the same original event, from the same component, with the
+/// same disposition and the same replay origin is such a copy: readers show and replay the
+/// first one only, so each failed record counts once.
+#[derive(Default)]
+struct Copies(std::collections::HashSet<String>);
+
+impl Copies {
+    fn is_copy(&mut self, l: &Letter) -> bool {
+        let Some(envelope) = &l.view.envelope_id else {
+            return false;
+        };
+        let header = |name: &str| {
+            l.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        let key = [
+            envelope.as_str(),
+            &l.view.failed_in(),
+            header("disposition"),
+            header(REPLAYED_FROM),
+        ]
+        .join("\u{1f}");
+        !self.0.insert(key)
+    }
 }
 
 impl Counts {
@@ -567,7 +599,7 @@ impl Dlq {
                 )
             }
         };
-        let store = Store::open(&config.store_path())?;
+        let store = Store::open_for(config)?;
         Ok(Dlq::for_config(bus, Arc::new(store), config))
     }
 
@@ -585,8 +617,13 @@ impl Dlq {
         let mut matching = 0u64;
         type Order = (Option<DateTime<Utc>>, LetterId);
         let mut kept: BTreeMap<Order, DeadLetter> = BTreeMap::new();
+        let mut copies = Copies::default();
         while let Some(batch) = reader.next_batch().await? {
             for letter in self.annotate(batch).await? {
+                if copies.is_copy(&letter) {
+                    counts.copies += 1;
+                    continue;
+                }
                 let v = letter.view;
                 counts.add(v.status);
                 if !q.status.admits(v.status)
@@ -674,10 +711,14 @@ impl Dlq {
         let started = Utc::now();
         let mut summary = ReplaySummary::default();
         let mut reader = read::Reader::open(&*self.bus, &self.topic, &self.end).await?;
+        let mut copies = Copies::default();
         while let Some(batch) = reader.next_batch().await? {
             let letters = self.annotate(batch).await?;
             let mut chosen = Vec::new();
             for l in &letters {
+                if copies.is_copy(l) {
+                    continue;
+                }
                 let v = &l.view;
                 if v.status != Status::Pending
                     || opts.sink.as_deref().is_some_and(|s| !v.from_component(s))

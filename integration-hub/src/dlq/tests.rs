@@ -158,7 +158,8 @@ async fn a_listing_shows_why_and_where_never_the_payload() {
         Counts {
             pending: 3,
             replayed: 0,
-            discarded: 0
+            discarded: 0,
+            copies: 0
         }
     );
     assert_eq!(l.matching, 3);
@@ -407,7 +408,8 @@ async fn discard_then_replay_and_the_other_way_round() {
         Counts {
             pending: 1,
             replayed: 1,
-            discarded: 1
+            discarded: 1,
+            copies: 0
         }
     );
 }
@@ -763,4 +765,57 @@ async fn the_cli_reports_and_exits_by_outcome() {
         text.contains("replayed 1 pending dead letter(s) of hub.dlq"),
         "{text}"
     );
+}
+
+/// A letter written twice (the hub stopped between writing it and remembering it) is listed
+/// and replayed once; a letter of the same record after a replay is a letter of its own.
+#[tokio::test]
+async fn second_copies_are_neither_listed_nor_replayed() {
+    let b = bed();
+    let first = letter("100", ("sink", "crm"), EARLY);
+    b.bus
+        .publish(
+            TOPIC,
+            vec![first.clone(), first, letter("200", ("sink", "crm"), EARLY)],
+        )
+        .await
+        .unwrap();
+    let l = b
+        .dlq
+        .list(&ListQuery {
+            limit: 100,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(l.matching, 2);
+    assert_eq!((l.counts.pending, l.counts.copies), (2, 1));
+
+    let summary = b
+        .dlq
+        .replay_all_pending(&opts("ops"), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.replayed, 2);
+    let replayed = read_all(&b.bus, CANONICAL).await;
+    assert_eq!(replayed.len(), 2, "each record replayed once");
+
+    // The replayed record fails again: a new letter, carrying where it was replayed from.
+    let mut again = letter("100", ("sink", "crm"), LATER);
+    again.headers.push((
+        REPLAYED_FROM.into(),
+        format!("dlq:{}", l.dead_letters[0].id),
+    ));
+    b.bus.publish(TOPIC, vec![again]).await.unwrap();
+    let l = b
+        .dlq
+        .list(&ListQuery {
+            status: StatusFilter::All,
+            limit: 100,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(l.matching, 3);
+    assert_eq!(l.counts.copies, 1);
 }

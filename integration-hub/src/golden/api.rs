@@ -12,12 +12,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{guarded, json_error};
+use crate::api_doc::{Access, Documented, Endpoint, array, described, object, ty};
+use crate::auth::{Auth, Role, protect};
+use crate::http::json_error;
 
 use super::store::{GoldenStore, ReviewDecision, ReviewStatus, StoreError};
 
@@ -26,21 +27,194 @@ struct Api {
     store: Arc<GoldenStore>,
 }
 
-/// The routes under `/api/mdm`, guarded by `token`.
-pub fn router(store: Arc<GoldenStore>, token: String) -> Router {
-    let api = Api { store };
-    let routes = Router::new()
-        .route("/api/mdm/summary", get(summary))
-        .route("/api/mdm/golden/{id}", get(golden))
-        .route("/api/mdm/golden/{id}/history", get(history))
-        .route("/api/mdm/golden/{id}/unmerge", post(unmerge))
-        .route("/api/mdm/xref/{system}/{source_id}", get(xref))
-        .route("/api/mdm/merge", post(merge))
-        .route("/api/mdm/reviews", get(reviews))
-        .route("/api/mdm/reviews/{id}", get(review))
-        .route("/api/mdm/reviews/{id}/decision", post(decide));
-    guarded(routes, token, "data-steward").with_state(api)
+/// The routes under `/api/mdm`, for callers the hub's [`crate::auth`] layer admits.
+pub fn routes(store: Arc<GoldenStore>) -> Router {
+    api().into_router().with_state(Api { store })
 }
+
+/// [`routes`] behind one data-steward bearer token, which has the admin role (tests, and
+/// configs without `[auth]`).
+pub fn router(store: Arc<GoldenStore>, token: String) -> Router {
+    let auth = Auth::default().with_token(&token, "data-steward-token", &[Role::Admin]);
+    protect(routes(store), Arc::new(auth))
+}
+
+/// The endpoints of [`router`], for the API document.
+pub fn endpoints() -> Vec<&'static Endpoint> {
+    api().endpoints().to_vec()
+}
+
+fn api() -> Documented<Api> {
+    Documented::default()
+        .route(&SUMMARY, summary)
+        .route(&GOLDEN, golden)
+        .route(&HISTORY, history)
+        .route(&UNMERGE, unmerge)
+        .route(&XREF, xref)
+        .route(&MERGE, merge)
+        .route(&REVIEWS, reviews)
+        .route(&REVIEW, review)
+        .route(&DECIDE, decide)
+}
+
+const TAG: &str = "master data";
+
+static SUMMARY: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/summary",
+    tag: TAG,
+    summary: "Counts of golden records, source records and open reviews",
+    access: Access::Roles(&[Role::Operator, Role::Admin, Role::Auditor]),
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| described("counts only")),
+    errors: &[],
+};
+
+static GOLDEN: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/golden/{id}",
+    tag: TAG,
+    summary: "One golden record with its cross-references (personal data; one at a time, no listing)",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: true,
+    query: &[],
+    body: None,
+    answer: Some(|| described("golden id, state, the golden party, cross-references, version")),
+    errors: &[(404, "no such golden record")],
+};
+
+static HISTORY: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/golden/{id}/history",
+    tag: TAG,
+    summary: "Field-level history of a golden record with provenance (system, event, time, reason)",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: true,
+    query: &[
+        ("field", "string", "only this field"),
+        ("limit", "integer", "at most this many entries"),
+    ],
+    body: None,
+    answer: Some(|| {
+        object(&[(
+            "history",
+            array(described("field, value, system, event, time, reason")),
+        )])
+    }),
+    errors: &[(404, "no such golden record")],
+};
+
+static UNMERGE: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/mdm/golden/{id}/unmerge",
+    tag: TAG,
+    summary: "Split a source record out of a golden record into a new one, kept apart from now on",
+    access: Access::Roles(&[Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| {
+        object(&[
+            ("system", ty("string")),
+            ("source_id", ty("string")),
+            ("steward", ty("string")),
+        ])
+    }),
+    answer: Some(|| object(&[("golden_id", ty("string")), ("new_golden_id", ty("string"))])),
+    errors: &[
+        (400, "body missing or steward empty"),
+        (404, "no such golden record or source record"),
+        (409, "the record cannot be split"),
+    ],
+};
+
+static XREF: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/xref/{system}/{source_id}",
+    tag: TAG,
+    summary: "The golden id of a source system's record",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| object(&[("golden_id", ty("string"))])),
+    errors: &[(404, "no golden record for this source id")],
+};
+
+static MERGE: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/mdm/merge",
+    tag: TAG,
+    summary: "Merge the loser golden record into the survivor",
+    access: Access::Roles(&[Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| {
+        object(&[
+            ("survivor", ty("string")),
+            ("loser", ty("string")),
+            ("steward", ty("string")),
+        ])
+    }),
+    answer: Some(|| object(&[("survivor", ty("string")), ("loser", ty("string"))])),
+    errors: &[
+        (400, "body missing or steward empty"),
+        (404, "no such golden record"),
+        (409, "the records cannot be merged"),
+    ],
+};
+
+static REVIEWS: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/reviews",
+    tag: TAG,
+    summary: "Pairs the matcher could not decide alone",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: false,
+    query: &[
+        ("status", "string", "open, merged or kept_apart"),
+        ("limit", "integer", "at most this many"),
+    ],
+    body: None,
+    answer: Some(|| object(&[("reviews", array(described("a review: pair, score, status")))])),
+    errors: &[],
+};
+
+static REVIEW: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/mdm/reviews/{id}",
+    tag: TAG,
+    summary: "One review with the two records' matching evidence",
+    access: Access::Roles(&[Role::Operator, Role::Admin]),
+    personal_data: true,
+    query: &[],
+    body: None,
+    answer: Some(|| described("a review: pair, score, status")),
+    errors: &[(404, "no such review")],
+};
+
+static DECIDE: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/mdm/reviews/{id}/decision",
+    tag: TAG,
+    summary: "A steward's decision on a review: merge or keep_apart",
+    access: Access::Roles(&[Role::Admin]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| {
+        object(&[
+            ("decision", json!({ "enum": ["merge", "keep_apart"] })),
+            ("steward", ty("string")),
+        ])
+    }),
+    answer: Some(|| described("the decided review")),
+    errors: &[
+        (400, "body missing or steward empty"),
+        (404, "no such review"),
+        (409, "the review was decided already"),
+    ],
+};
 
 /// Runs blocking store work off the async threads and maps store errors to statuses.
 async fn blocking<T: Send + 'static>(

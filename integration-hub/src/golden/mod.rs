@@ -49,5 +49,7 @@ pub fn open(config: &Config) -> anyhow::Result<Option<Arc<GoldenStore>>> {
                 .context("cannot open the golden store on PostgreSQL")?
         }
     };
+    // Personal columns encrypted at rest when [encryption] is configured (docs/pii.md).
+    let store = store.with_cipher(crate::crypto::of_config(config)?);
     Ok(Some(Arc::new(store)))
 }

@@ -24,6 +24,7 @@ use super::store::{GoldenOut, GoldenStore, IngestOutcome, PartyEvent, StoreError
 use crate::bus::{OutMessage, Record, offsets_after};
 use crate::pipeline::{Ctx, sleep_or_shutdown};
 use crate::telemetry;
+use crate::trace::{self, Step};
 
 const POLL_MAX: usize = 500;
 const POLL_WAIT: Duration = Duration::from_millis(200);
@@ -61,6 +62,7 @@ pub async fn run(
         .await
         .context("golden stage panicked")?;
         let (out, batch) = out?;
+        let dead = trace::ids_of(&out.dead);
         if !out.forward.is_empty() {
             ctx.bus
                 .publish(&ctx.config.bus.golden_topic(), out.forward)
@@ -72,6 +74,7 @@ pub async fn run(
                 .await?;
         }
         flush_outbox(&ctx, &store).await?;
+        trace_batch(&batch, &dead);
         consumer.commit(&offsets_after(&batch)).await?;
         if sleep_or_shutdown(Duration::ZERO, &mut shutdown).await {
             return Ok(());
@@ -104,6 +107,25 @@ pub async fn flush_outbox(ctx: &Ctx, store: &Arc<GoldenStore>) -> anyhow::Result
             return Ok(());
         }
     }
+}
+
+/// Trace lines for a batch the store took: its parties were merged into golden records
+/// (delivered under the golden record's own trace id), except those dead-lettered.
+fn trace_batch(batch: &[Record], dead: &[String]) {
+    if !trace::enabled() {
+        return;
+    }
+    let merged = batch
+        .iter()
+        .filter(|r| r.header("entity") == Some("party"))
+        .filter_map(|r| trace::id_of(&r.headers))
+        .filter(|id| !dead.iter().any(|d| d == id));
+    trace::step(Step::Merged, "golden", merged);
+    trace::step(
+        Step::DeadLettered,
+        "golden",
+        dead.iter().map(String::as_str),
+    );
 }
 
 /// The envelope of a golden record: the golden party, its cross-references and the golden

@@ -2,7 +2,9 @@
 //!
 //! Per batch: events are grouped by entity key, keeping only the newest version of each key
 //! (full-state upserts: an older state must never win); keys whose newest version the CRM
-//! already acknowledged (per the store) are skipped; the rest are sent concurrently across
+//! already acknowledged (per the store) are skipped — except a *resync* of exactly that
+//! version (header `resync`, put on by `hub backfill`), which repairs a contact that drifted
+//! in the CRM; the rest are sent concurrently across
 //! keys, one request per key, with in-place retries for transient errors. Then, in this
 //! order: the acknowledged versions are written to the store, permanent failures are
 //! published to the dead-letter topic, records that still fail transiently are parked on the
@@ -38,6 +40,7 @@ use adapters::crm::salesforce::SalesforceConnector;
 use mapping::Envelope;
 
 use super::breaker::{BreakerPolicy, CircuitState, SharedBreaker, Verdict, key_hash};
+use super::pending;
 use super::retry_topics::{self, History};
 use super::sink_plan::{self, EntityKey};
 use super::{Ctx, sleep_or_shutdown};
@@ -46,6 +49,7 @@ use crate::config::{SinkConfig, SinkKind, resolve_secret};
 use crate::golden::stage::GOLDEN_SOURCE;
 use crate::store::Delivered;
 use crate::telemetry;
+use crate::trace;
 
 const POLL_MAX: usize = 500;
 const POLL_WAIT: Duration = Duration::from_millis(500);
@@ -96,6 +100,8 @@ pub async fn run(
     let topic = ctx.config.sink_topic();
     let mut consumer = ctx.bus.subscribe(&group, &topic).await?;
     tracing::info!(sink = %sink.name, group, topic, "sink started");
+    pending::sink_started(&sink.name);
+    telemetry::sink_started(&sink.name);
     let parking = !sink.delivery.retry_delays_secs.is_empty();
     // While the circuit is closed, a batch that failed as a whole waits this long (growing)
     // before it is sent again; never longer than the breaker's longest open time.
@@ -109,6 +115,7 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
+        pending::consumed(&sink.name, &batch);
         // Send the same batch until it is settled (delivered, dead-lettered or parked) or
         // shutdown comes.
         let mut first_pass = true;
@@ -157,6 +164,7 @@ pub async fn run(
         // Every effect of the batch is recorded: now the offsets may move.
         consumer.commit(&offsets_after(&batch)).await?;
         telemetry::committed(&ctx.stats, &sink.name, batch.len() as u64);
+        pending::committed(&sink.name, &batch);
     }
 }
 
@@ -377,13 +385,41 @@ pub(crate) async fn deliver_batch(
     let store = ctx.store.clone();
     let sink_name = sink.name.clone();
     let lookup = keys.clone();
-    let versions =
-        tokio::task::spawn_blocking(move || store.delivered_versions(&sink_name, &lookup))
-            .await??;
+    let (versions, lettered) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((
+            store.delivered_versions(&sink_name, &lookup)?,
+            store.dead_lettered_versions(&sink_name, &lookup)?,
+        ))
+    })
+    .await??;
+    // A version already on the dead-letter topic is not sent (and lettered) again when a
+    // source repeats it — a file read again after a crash; a replay from the dead-letter
+    // topic is sent.
+    let versions: Vec<Option<i64>> = versions
+        .into_iter()
+        .zip(lettered)
+        .zip(&keys)
+        .map(|((have, dead), k)| {
+            let replay = newest
+                .get(k)
+                .is_some_and(|(_, (_, rec))| rec.header(crate::dlq::REPLAYED_FROM).is_some());
+            match (have, dead.filter(|_| !replay)) {
+                (Some(h), Some(d)) => Some(h.max(d)),
+                (h, d) => h.or(d),
+            }
+        })
+        .collect();
+    // A resync (`hub backfill`) of the very version the CRM has goes out again, to repair a
+    // contact that drifted in the CRM; an older version still never does.
     let have: HashMap<EntityKey, i64> = keys
         .into_iter()
         .zip(versions)
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .filter_map(|(k, have)| {
+            let resync = newest
+                .get(&k)
+                .map(|(version, (_, rec))| (*version, is_resync(rec, &sink.name)));
+            guard_version(have, resync).map(|v| (k, v))
+        })
         .collect();
     // Golden records carry the golden ids merged into them: those CRM contacts are merged
     // into this one once it is delivered (or already was).
@@ -574,9 +610,20 @@ pub(crate) async fn deliver_batch(
             }))
             .collect();
         ctx.bus.publish(&ctx.config.bus.dlq_topic(), msgs).await?;
+        let lettered = dead
+            .iter()
+            .map(|(rec, _, _)| rec)
+            .chain(review.iter().map(|(rec, _)| rec));
+        record_dead_lettered(ctx, &sink.name, lettered).await?;
         for (rec, reason, _) in &dead {
             telemetry::dead_lettered(&ctx.stats, &sink.name, &rec.key, reason);
         }
+        let ids = dead
+            .iter()
+            .map(|(rec, _, _)| rec)
+            .chain(review.iter().map(|(rec, _)| rec))
+            .filter_map(|rec| trace::id_of(&rec.headers));
+        trace::step(trace::Step::DeadLettered, &sink.name, ids);
     }
     Ok(pass)
 }
@@ -630,6 +677,23 @@ impl Target {
             }
         })
     }
+}
+
+/// The header `hub backfill` puts on the events it re-sends: `*` for every sink, or the
+/// name of one sink.
+pub const RESYNC_HEADER: &str = "resync";
+
+/// Whether `rec` is a resync addressed to the sink `sink`.
+fn is_resync(rec: &Record, sink: &str) -> bool {
+    rec.header(RESYNC_HEADER)
+        .is_some_and(|to| to == "*" || to == sink)
+}
+
+/// The version the guard holds a key's newest event against: what the CRM acknowledged
+/// (`have`), except when that event is a resync (`Some((version, true))`) of exactly that
+/// version, which is then deliverable.
+fn guard_version(have: Option<i64>, newest: Option<(i64, bool)>) -> Option<i64> {
+    have.filter(|h| newest != Some((*h, true)))
 }
 
 /// Records handed to a vendor connector at once; their acknowledgements are recorded
@@ -793,9 +857,55 @@ async fn record(ctx: &Ctx, sink: &str, acked: Vec<Delivered>) -> anyhow::Result<
         return Ok(());
     }
     let store = ctx.store.clone();
-    let sink = sink.to_string();
-    tokio::task::spawn_blocking(move || store.record_delivered(&sink, &acked)).await??;
+    let name = sink.to_string();
+    let acked =
+        tokio::task::spawn_blocking(move || store.record_delivered(&name, &acked).map(|()| acked))
+            .await??;
+    trace::step(
+        trace::Step::Delivered,
+        sink,
+        acked.iter().map(|d| d.envelope_id.as_str()),
+    );
+    audit_writes(sink, &acked);
     Ok(())
+}
+
+/// Remembers the versions just published to the dead-letter topic (those that decode: an
+/// undecodable record has no key to remember).
+pub(crate) async fn record_dead_lettered<'a>(
+    ctx: &Ctx,
+    sink: &str,
+    recs: impl Iterator<Item = &'a Record>,
+) -> anyhow::Result<()> {
+    let items: Vec<Delivered> = recs
+        .filter_map(|rec| serde_json::from_slice::<Envelope>(&rec.payload).ok())
+        .map(|env| delivered_record(&env))
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let store = ctx.store.clone();
+    let sink = sink.to_string();
+    tokio::task::spawn_blocking(move || store.record_dead_lettered(&sink, &items)).await??;
+    Ok(())
+}
+
+/// One audit entry per batch of CRM writes: which records, at which versions.
+fn audit_writes(sink: &str, acked: &[Delivered]) {
+    if crate::audit::global().is_none() {
+        return;
+    }
+    let keys: Vec<String> = acked
+        .iter()
+        .map(|d| format!("{}:{}@{}", d.entity, d.key, d.version))
+        .collect();
+    crate::audit::record(
+        &format!("sink:{sink}"),
+        "crm_write",
+        &format!("{} records", acked.len()),
+        "acknowledged",
+        &keys.join(" "),
+    );
 }
 
 /// A dead letter keeps the original payload and says where it came from and why it failed.
@@ -949,6 +1059,53 @@ mod tests {
         p.failed(&r, ("party".into(), r.key.clone()), "merge".into(), 1);
         assert_eq!(p.transient.len(), 1);
         assert_eq!(p.failed_keys(), 1);
+    }
+
+    #[test]
+    fn a_resync_of_the_delivered_version_is_sent_but_never_an_older_one() {
+        let mut r = rec(1);
+        assert!(!is_resync(&r, "crm"));
+        r.headers.push((RESYNC_HEADER.into(), "other".into()));
+        assert!(!is_resync(&r, "crm"), "addressed to another sink");
+        r.headers.push((RESYNC_HEADER.into(), "crm".into()));
+        // The first header of a name counts.
+        assert!(!is_resync(&r, "crm"));
+        r.headers.retain(|(k, _)| k != RESYNC_HEADER);
+        r.headers.push((RESYNC_HEADER.into(), "*".into()));
+        assert!(is_resync(&r, "crm"));
+
+        // Through the sink's own plan: a resync of the delivered version 5 is sent, a plain
+        // event of it is not, an older resync (4) and one the CRM is ahead of are not.
+        let key = |k: &str| ("party".to_string(), k.to_string());
+        let batch = [
+            (key("same"), 5, true),
+            (key("plain"), 5, false),
+            (key("older"), 4, true),
+            (key("new"), 6, false),
+            (key("unseen"), 1, true),
+        ];
+        let have: HashMap<EntityKey, i64> = [
+            (key("same"), 5),
+            (key("plain"), 5),
+            (key("older"), 5),
+            (key("new"), 5),
+        ]
+        .into_iter()
+        .collect();
+        let (newest, _) =
+            sink_plan::newest_per_key(batch.iter().map(|(k, v, r)| (k.clone(), *v, *r)));
+        let guarded: HashMap<EntityKey, i64> = newest
+            .iter()
+            .filter_map(|(k, (v, r))| {
+                guard_version(have.get(k).copied(), Some((*v, *r))).map(|g| (k.clone(), g))
+            })
+            .collect();
+        let (send, already) =
+            sink_plan::to_send(newest, |k| guarded.get(k).copied(), &HashSet::new());
+        let mut sent: Vec<String> = send.into_iter().map(|((_, k), _, _)| k).collect();
+        sent.sort();
+        assert_eq!(sent, ["new", "same", "unseen"]);
+        assert_eq!(already, 2);
     }
 
     #[tokio::test]

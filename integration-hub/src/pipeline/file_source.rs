@@ -25,7 +25,7 @@ use super::{Ctx, sleep_or_shutdown};
 use crate::bus::OutMessage;
 use crate::config::SourceConfig;
 use crate::store::LedgerEntry;
-use crate::telemetry;
+use crate::{telemetry, trace};
 
 /// Events per bus publish call.
 const PUBLISH_BATCH: usize = 1000;
@@ -136,7 +136,10 @@ async fn process(
         match m {
             Mapped::Batch(batch) => {
                 let n = batch.len() as u64;
+                let ids = trace::ids_of(&batch);
+                trace::source_batch(&source.name, &ids, false);
                 ctx.bus.publish(&topic, batch).await?;
+                trace::source_batch(&source.name, &ids, true);
                 events += n;
                 telemetry::events_published(&ctx.stats, &source.name, &topic, n);
                 if *shutdown.borrow() {
@@ -490,10 +493,12 @@ fn map_records(
 
 /// The bus message of an envelope: JSON body; id, source, entity and event time as headers.
 pub fn to_message(env: &Envelope) -> anyhow::Result<OutMessage> {
+    crate::telemetry::record_mapped(&env.source, env.entity.as_str());
     Ok(OutMessage {
         key: env.key.clone(),
         headers: vec![
             ("id".into(), env.id.clone()),
+            ("trace_id".into(), env.trace_id.clone()),
             ("source".into(), env.source.clone()),
             ("entity".into(), env.entity.as_str().into()),
             ("event_time".into(), env.event_time.to_rfc3339()),

@@ -10,6 +10,7 @@
 pub mod breaker;
 pub mod crm_sink;
 pub mod file_source;
+pub mod pending;
 pub mod quarantine;
 pub mod rest_source;
 pub mod retry_topics;
@@ -31,7 +32,7 @@ use crate::bus::kafka::KafkaBus;
 use crate::config::{BusKind, Config, SourceKind};
 use crate::golden::store::GoldenStore;
 use crate::screening::Screening;
-use crate::store::Store;
+use crate::store::{Store, run_as_leader};
 use crate::telemetry::{self, Stats};
 
 /// Everything the tasks share.
@@ -79,7 +80,15 @@ pub async fn open(config: Config, stats: Arc<Stats>) -> anyhow::Result<Ctx> {
             Arc::new(KafkaBus::new(kcfg).context("cannot create kafka client")?)
         }
     };
-    let store = Arc::new(Store::open(&config.store_path()).context("cannot open state store")?);
+    // Blocking: the PostgreSQL client connects synchronously.
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Store::open_for(&config))
+            .await
+            .context("opening the state store panicked")?
+            .context("cannot open state store")?
+    };
+    let store = Arc::new(store);
     let screening = match &config.compliance {
         Some(_) => Some(Screening::open(&config)?),
         None => None,
@@ -133,13 +142,21 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
     for source in ctx.config.sources.clone() {
         let ctx = ctx.clone();
         let name = format!("source:{}", source.name);
-        // One arm per source kind.
+        // One arm per source kind. Polling sources run in one instance at a time when
+        // several share the PostgreSQL state store (`store::run_as_leader`); webhooks run in
+        // every instance.
         match source.kind {
             SourceKind::FileDrop => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
-                file_source::run(ctx.clone(), source.clone(), sd)
+                let (ctx, source) = (ctx.clone(), source.clone());
+                run_as_leader(ctx.store.clone(), source.name.clone(), sd, move |sd| {
+                    file_source::run(ctx, source, sd)
+                })
             })),
             SourceKind::RestPoll => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
-                rest_source::run(ctx.clone(), source.clone(), sd)
+                let (ctx, source) = (ctx.clone(), source.clone());
+                run_as_leader(ctx.store.clone(), source.name.clone(), sd, move |sd| {
+                    rest_source::run(ctx, source, sd)
+                })
             })),
             // Deliveries arrive through the HTTP listener (`webhook_source::router`); the
             // task keeps the record of accepted ids pruned.
@@ -147,7 +164,10 @@ pub async fn run(ctx: Ctx, shutdown: watch::Receiver<bool>) -> anyhow::Result<()
                 webhook_source::run(ctx.clone(), source.clone(), sd)
             })),
             SourceKind::Soap => tasks.spawn(supervise(name, shutdown.clone(), move |sd| {
-                soap_source::run(ctx.clone(), source.clone(), sd)
+                let (ctx, source) = (ctx.clone(), source.clone());
+                run_as_leader(ctx.store.clone(), source.name.clone(), sd, move |sd| {
+                    soap_source::run(ctx, source, sd)
+                })
             })),
         };
     }
@@ -237,6 +257,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let mut attempt: u32 = 0;
+    telemetry::task_supervised(&name);
     loop {
         match make_task(shutdown.clone()).await {
             Ok(()) => return,

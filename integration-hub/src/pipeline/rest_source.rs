@@ -31,7 +31,7 @@ use super::file_source::to_message;
 use super::quarantine::{self, Quarantined};
 use super::{Ctx, sleep_or_shutdown};
 use crate::config::{SourceConfig, resolve_secret};
-use crate::telemetry;
+use crate::{telemetry, trace};
 
 pub async fn run(
     ctx: Ctx,
@@ -254,7 +254,10 @@ async fn deliver_page(
     let published = messages.len() as u64;
     if !messages.is_empty() {
         let topic = ctx.config.bus.canonical_topic();
+        let ids = trace::ids_of(&messages);
+        trace::source_batch(&source.name, &ids, false);
         ctx.bus.publish(&topic, messages).await?;
+        trace::source_batch(&source.name, &ids, true);
         telemetry::events_published(&ctx.stats, &source.name, &topic, published);
     }
     let quarantined_n = bad.len() as u64;

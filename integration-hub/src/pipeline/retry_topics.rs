@@ -38,10 +38,12 @@ use tokio::sync::watch;
 
 use super::breaker::CircuitState;
 use super::crm_sink::{self, Failed, Mode, SinkShared};
+use super::pending;
 use super::{Ctx, sleep_or_shutdown};
 use crate::bus::{Offsets, OutMessage, Record};
 use crate::config::SinkConfig;
 use crate::telemetry;
+use crate::trace::{self, Step};
 
 pub const RETRY_ATTEMPT: &str = "retry_attempt";
 pub const RETRY_AT: &str = "retry_at";
@@ -222,15 +224,22 @@ pub(crate) async fn park(
         }
     }
     if !parked.is_empty() {
-        ctx.bus
-            .publish(&ctx.config.bus.retry_topic(&sink.name), parked)
-            .await?;
+        let retry_topic = ctx.config.bus.retry_topic(&sink.name);
+        ctx.bus.publish(&retry_topic, parked).await?;
         for (f, attempt, retry_at) in parked_log {
+            pending::parked(&sink.name, &f.rec, &retry_topic);
             telemetry::record_parked(&sink.name, &f.rec.key, attempt, &retry_at, &f.error);
+            trace::step(Step::Parked, &sink.name, trace::id_of(&f.rec.headers));
         }
     }
     if !dead.is_empty() {
         ctx.bus.publish(&ctx.config.bus.dlq_topic(), dead).await?;
+        super::crm_sink::record_dead_lettered(
+            ctx,
+            &sink.name,
+            dead_log.iter().map(|(f, _)| &f.rec),
+        )
+        .await?;
         for (f, total) in dead_log {
             telemetry::retry_exhausted(&sink.name, &f.rec.key, total);
             telemetry::dead_lettered(&ctx.stats, &sink.name, &f.rec.key, &f.error);
@@ -255,6 +264,7 @@ pub async fn run(
     let step_back = Duration::from_secs(sink.delivery.breaker_max_open_secs.max(1));
     let mut waiting = Waiting::default();
     telemetry::retry_waiting(&sink.name, 0);
+    pending::retry_started(&sink.name);
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -271,6 +281,7 @@ pub async fn run(
             let now = Utc::now();
             for rec in consumer.poll(room.min(BATCH_MAX), wait).await? {
                 let due = due_of(&rec, now);
+                pending::held(&sink.name, &rec, &topic);
                 waiting.hold(rec, due);
             }
         } else if sleep_or_shutdown(wait, &mut shutdown).await {
@@ -325,6 +336,7 @@ pub async fn run(
         for rec in &due {
             if !kept.contains(&(rec.partition, rec.offset)) {
                 waiting.settle(rec.partition, rec.offset);
+                pending::released(&sink.name, rec, &topic);
             }
         }
         for (rec, due) in back {

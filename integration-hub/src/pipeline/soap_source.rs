@@ -42,7 +42,7 @@ use super::quarantine::{self, Quarantined};
 use super::{Ctx, sleep_or_shutdown};
 use crate::bus::OutMessage;
 use crate::config::{SourceConfig, resolve_secret};
-use crate::telemetry;
+use crate::{telemetry, trace};
 
 /// Events per bus publish call.
 const PUBLISH_BATCH: usize = 1000;
@@ -431,10 +431,13 @@ async fn read_page(
             } => {
                 let n = events.len() as u64;
                 if !events.is_empty() {
+                    let ids = trace::ids_of(&events);
+                    trace::source_batch(&source.name, &ids, false);
                     ctx.bus
                         .publish(&topic, events)
                         .await
                         .map_err(anyhow::Error::from)?;
+                    trace::source_batch(&source.name, &ids, true);
                     telemetry::events_published(&ctx.stats, &source.name, &topic, n);
                 }
                 quarantine::publish(ctx, &source.name, quarantined).await?;
@@ -682,7 +685,7 @@ last_name = "$.LastName"
 name = "crm"
 kind = "crm_rest"
 [sinks.crm_rest]
-base_url = "http://crm.local"
+base_url = "https://crm.local"
 "#;
 
     #[test]

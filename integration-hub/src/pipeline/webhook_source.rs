@@ -27,7 +27,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
@@ -42,9 +41,10 @@ use super::file_source::to_message;
 use super::quarantine::{self, Quarantined};
 use super::rest_source::compile_mapping;
 use super::{Ctx, sleep_or_shutdown};
+use crate::api_doc::{Access, Documented, Endpoint, described};
 use crate::config::{SourceConfig, SourceKind, resolve_secret};
 use crate::store::Store;
-use crate::telemetry;
+use crate::{telemetry, trace};
 
 /// How often accepted ids past their keep time are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -118,12 +118,36 @@ pub fn router(ctx: &Ctx) -> anyhow::Result<Option<Router>> {
         ctx: ctx.clone(),
         by_name: Arc::new(by_name),
     };
-    Ok(Some(
-        Router::new()
-            .route("/webhooks/{source}", post(receive))
-            .with_state(state),
-    ))
+    Ok(Some(api().into_router().with_state(state)))
 }
+
+/// The endpoint of [`router`], for the API document.
+pub fn endpoints() -> Vec<&'static Endpoint> {
+    api().endpoints().to_vec()
+}
+
+fn api() -> Documented<Hooks> {
+    Documented::default().route(&RECEIVE, receive)
+}
+
+static RECEIVE: Endpoint = Endpoint {
+    method: "post",
+    path: "/webhooks/{source}",
+    tag: "sources",
+    summary: "A change event for a webhook source, signed with HMAC-SHA256 over timestamp and body; \
+              200 only once the bus has it",
+    access: Access::WebhookSignature,
+    personal_data: false,
+    query: &[],
+    body: Some(|| described("the source system's event, mapped by the source's mapping")),
+    answer: Some(|| described("{status: accepted | duplicate, ...}")),
+    errors: &[
+        (400, "the body cannot be read or mapped"),
+        (404, "no webhook source of that name"),
+        (413, "the body is larger than max_body_bytes"),
+        (503, "the bus is unavailable: send again later"),
+    ],
+};
 
 /// The task of a webhook source: deliveries come through [`router`]; this forgets the
 /// accepted ids past `keep_ids_secs`, every minute, until shutdown.
@@ -387,7 +411,10 @@ async fn accept(
     let topic = ctx.config.bus.canonical_topic();
     let durable = async {
         if !messages.is_empty() {
+            let ids = trace::ids_of(&messages);
+            trace::source_batch(&hook.name, &ids, false);
             ctx.bus.publish(&topic, messages).await?;
+            trace::source_batch(&hook.name, &ids, true);
             telemetry::events_published(&ctx.stats, &hook.name, &topic, published);
         }
         quarantine::publish(ctx, &hook.name, bad).await

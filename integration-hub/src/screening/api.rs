@@ -10,33 +10,177 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Screening;
 use super::store::{CaseStatus, Mark};
-use crate::http::{guarded, json_error};
+use crate::api_doc::{Access, Documented, Endpoint, array, described, object, ty};
+use crate::auth::{Auth, Role, protect};
+use crate::http::json_error;
 
 #[derive(Clone)]
 struct Api {
     screening: Arc<Screening>,
 }
 
-/// The routes under `/api/compliance`, guarded by `token`.
-pub fn router(screening: Arc<Screening>, token: String) -> Router {
-    let api = Api { screening };
-    let routes = Router::new()
-        .route("/api/compliance/summary", get(summary))
-        .route("/api/compliance/cases", get(cases))
-        .route("/api/compliance/cases/{id}", get(case))
-        .route("/api/compliance/cases/{id}/decision", post(decide))
-        .route("/api/compliance/alerts", get(alerts))
-        .route("/api/compliance/lists", get(lists))
-        .route("/api/compliance/rescreen", post(rescreen));
-    guarded(routes, token, "compliance").with_state(api)
+/// The routes under `/api/compliance`, for callers the hub's [`crate::auth`] layer admits.
+pub fn routes(screening: Arc<Screening>) -> Router {
+    api().into_router().with_state(Api { screening })
 }
+
+/// [`routes`] behind one compliance bearer token (tests, and configs without `[auth]`).
+pub fn router(screening: Arc<Screening>, token: String) -> Router {
+    let auth = Auth::default().with_token(&token, "compliance-token", &[Role::Compliance]);
+    protect(routes(screening), Arc::new(auth))
+}
+
+/// The endpoints of [`router`], for the API document.
+pub fn endpoints() -> Vec<&'static Endpoint> {
+    api().endpoints().to_vec()
+}
+
+fn api() -> Documented<Api> {
+    Documented::default()
+        .route(&SUMMARY, summary)
+        .route(&CASES, cases)
+        .route(&CASE, case)
+        .route(&DECIDE, decide)
+        .route(&ALERTS, alerts)
+        .route(&LISTS, lists)
+        .route(&RESCREEN, rescreen)
+}
+
+const TAG: &str = "compliance";
+
+static SUMMARY: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/compliance/summary",
+    tag: TAG,
+    summary: "Case counts by status, list versions, the hit threshold and full re-screens done",
+    access: Access::Roles(&[Role::Compliance, Role::Auditor]),
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| {
+        object(&[
+            ("cases", described("count per case status")),
+            (
+                "lists",
+                array(described("a loaded list: name, version, entries")),
+            ),
+            ("threshold", ty("number")),
+            ("full_rescreens_done", ty("integer")),
+        ])
+    }),
+    errors: &[],
+};
+
+static CASES: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/compliance/cases",
+    tag: TAG,
+    summary: "Screening cases with their explained hits, newest first",
+    access: Access::Roles(&[Role::Compliance, Role::Auditor]),
+    personal_data: true,
+    query: &[
+        ("status", "string", "open, false_positive or confirmed"),
+        ("limit", "integer", "at most this many"),
+    ],
+    body: None,
+    answer: Some(|| object(&[("cases", array(described("a case with its hits")))])),
+    errors: &[(400, "unknown status")],
+};
+
+static CASE: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/compliance/cases/{id}",
+    tag: TAG,
+    summary: "One case with its hits and how each was scored",
+    access: Access::Roles(&[Role::Compliance, Role::Auditor]),
+    personal_data: true,
+    query: &[],
+    body: None,
+    answer: Some(|| described("a case with its hits")),
+    errors: &[(404, "no such case")],
+};
+
+static DECIDE: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/compliance/cases/{id}/decision",
+    tag: TAG,
+    summary: "An officer's decision: false_positive releases the party to the CRM, confirmed keeps it held",
+    access: Access::Roles(&[Role::Compliance]),
+    personal_data: false,
+    query: &[],
+    body: Some(|| {
+        let mut o = object(&[
+            (
+                "decision",
+                json!({ "enum": ["false_positive", "confirmed"] }),
+            ),
+            ("officer", ty("string")),
+        ]);
+        o["properties"]["comment"] = ty("string");
+        o
+    }),
+    answer: Some(|| described("the decided case")),
+    errors: &[
+        (400, "body missing or officer empty"),
+        (404, "no such case"),
+        (409, "the case was decided already"),
+    ],
+};
+
+static ALERTS: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/compliance/alerts",
+    tag: TAG,
+    summary: "115-FZ transaction-monitoring alerts, newest first",
+    access: Access::Roles(&[Role::Compliance, Role::Auditor]),
+    personal_data: false,
+    query: &[("limit", "integer", "at most this many")],
+    body: None,
+    answer: Some(|| {
+        object(&[(
+            "alerts",
+            array(described("an alert: rule, account, amounts, reason")),
+        )])
+    }),
+    errors: &[],
+};
+
+static LISTS: Endpoint = Endpoint {
+    method: "get",
+    path: "/api/compliance/lists",
+    tag: TAG,
+    summary: "The sanctions and PEP lists loaded, with versions and entry counts",
+    access: Access::Roles(&[Role::Compliance, Role::Auditor]),
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| {
+        object(&[(
+            "lists",
+            array(described("name, version, entries, loaded at")),
+        )])
+    }),
+    errors: &[],
+};
+
+static RESCREEN: Endpoint = Endpoint {
+    method: "post",
+    path: "/api/compliance/rescreen",
+    tag: TAG,
+    summary: "Screen every stored party again at the stage's next turn (202)",
+    access: Access::Roles(&[Role::Compliance]),
+    personal_data: false,
+    query: &[],
+    body: None,
+    answer: Some(|| object(&[("status", ty("string"))])),
+    errors: &[],
+};
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "compliance api failed");

@@ -58,7 +58,9 @@ impl Screening {
             .context("no [compliance] section")?;
         let store = Arc::new(
             ComplianceStore::open(&config.data_dir().join("compliance.db"))
-                .context("cannot open the compliance store")?,
+                .context("cannot open the compliance store")?
+                // Held envelopes and subjects encrypted at rest with [encryption] (docs/pii.md).
+                .with_cipher(crate::crypto::of_config(config)?),
         );
         let monitor = match store.monitor_state()? {
             Some(state) => {
@@ -92,7 +94,37 @@ impl Screening {
             rescreens_done: std::sync::atomic::AtomicU64::new(0),
             monitor: Mutex::new(monitor),
         });
+        // Counted when /metrics is scraped; a weak reference, so the gauge never keeps the
+        // store open.
+        let store = Arc::downgrade(&s.store);
+        telemetry::count_open_cases_with(Box::new(move || match store.upgrade() {
+            Some(store) => Ok(store.case_counts()?),
+            None => Ok(Vec::new()),
+        }));
         Ok(s)
+    }
+
+    /// The version of every list in use and when the hub first loaded it, for the list
+    /// gauges (a version's load time survives restarts: it is stored with the snapshot).
+    fn report_list_versions(&self, loaded: &[lists::LoadedList]) {
+        let stored = match self.store.list_versions() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(event = "list_versions_unavailable", error = %e, "cannot read list versions for the metrics");
+                return;
+            }
+        };
+        let now = chrono::Utc::now();
+        telemetry::screening_lists(
+            stored
+                .into_iter()
+                .filter(|v| loaded.iter().any(|l| l.snapshot.list == v.name))
+                .map(|v| {
+                    let at = chrono::DateTime::parse_from_rfc3339(&v.loaded_at)
+                        .map_or(now, |t| t.with_timezone(&chrono::Utc));
+                    (v.name, v.version, at)
+                }),
+        );
     }
 
     pub fn engine(&self) -> Arc<Engine> {
@@ -187,6 +219,7 @@ impl Screening {
             }
             telemetry::list_loaded(&l.snapshot.list, l.snapshot.entries.len());
         }
+        self.report_list_versions(&loaded);
         Ok(results)
     }
 

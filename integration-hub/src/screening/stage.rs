@@ -25,6 +25,7 @@ use super::{Screening, subject};
 use crate::bus::{OutMessage, Record, offsets_after};
 use crate::pipeline::{Ctx, sleep_or_shutdown};
 use crate::telemetry;
+use crate::trace::{self, Step};
 
 const POLL_MAX: usize = 500;
 const POLL_WAIT: Duration = Duration::from_millis(200);
@@ -66,9 +67,11 @@ pub async fn run(
         let (out, batch) = out?;
         publish_results(&ctx, out.results).await?;
         if !out.forward.is_empty() {
+            let ids = trace::ids_of(&out.forward);
             ctx.bus
                 .publish(&ctx.config.bus.cleared_topic(), out.forward)
                 .await?;
+            trace::step(Step::Screened, "screening", ids.iter().map(String::as_str));
         }
         consumer.commit(&offsets_after(&batch)).await?;
         if sleep_or_shutdown(Duration::ZERO, &mut shutdown).await {
@@ -103,6 +106,7 @@ async fn release_pending(ctx: &Ctx, screening: &Arc<Screening>) -> anyhow::Resul
             .await?;
         let store = screening.store.clone();
         tokio::task::spawn_blocking(move || store.released(id)).await??;
+        trace::step(Step::Screened, "screening", [env.trace_id.as_str()]);
         tracing::info!(
             event = "party_released",
             case = id,
@@ -255,6 +259,7 @@ fn screen_party(
                     hits = hits.len(),
                     "screening hit: party held back from the CRM"
                 );
+                trace::step(Step::Held, "screening", [env.trace_id.as_str()]);
                 out.results
                     .push(s.result_message(env, status.as_str(), Some(case), &hits, 0)?);
             }

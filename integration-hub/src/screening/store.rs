@@ -8,11 +8,13 @@
 //! batch after a crash without creating a second case or alert.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::fields::{FieldCipher, open_opt, seal_opt};
+use crate::crypto::rotate::{Batch, Rotatable};
 use crate::store::StoreError;
 
 /// The state of a screening case.
@@ -113,6 +115,23 @@ pub struct ListVersion {
 
 pub struct ComplianceStore {
     conn: Mutex<Connection>,
+    /// Encrypts the screened subjects and held envelopes when `[encryption]` is configured.
+    cipher: Option<Arc<FieldCipher>>,
+}
+
+// Encryption at rest: the record named here is the value's additional authenticated data,
+// the same when written, read and rotated (crypto::fields).
+
+fn subject_aad(source: &str, party_key: &str) -> String {
+    format!("screened.subject {source}/{party_key}")
+}
+
+fn envelope_aad(source: &str, party_key: &str) -> String {
+    format!("cases.envelope {source}/{party_key}")
+}
+
+fn hits_aad(source: &str, party_key: &str) -> String {
+    format!("cases.hits {source}/{party_key}")
 }
 
 fn now() -> String {
@@ -162,7 +181,27 @@ impl ComplianceStore {
         )?;
         Ok(ComplianceStore {
             conn: Mutex::new(conn),
+            cipher: None,
         })
+    }
+
+    /// Encrypts screened subjects and held envelopes from now on with `cipher` (None: stored
+    /// as they are). Plain values written before stay readable; `hub keys rotate` encrypts
+    /// them.
+    pub fn with_cipher(mut self, cipher: Option<Arc<FieldCipher>>) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
+    fn seal(&self, plain: &str, aad: &str) -> Result<String, StoreError> {
+        seal_opt(self.cipher.as_deref(), plain.to_string(), aad)
+            .map_err(|e| StoreError::new(format!("compliance store: {e}")))
+    }
+
+    fn open_value(&self, stored: &str, aad: &str) -> Result<String, StoreError> {
+        open_opt(self.cipher.as_deref(), stored, aad)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|e| StoreError::new(format!("compliance store: {e}")))
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -180,6 +219,7 @@ impl ComplianceStore {
         subject: &str,
         subject_hash: &str,
     ) -> Result<(), StoreError> {
+        let subject = self.seal(subject, &subject_aad(source, party_key))?;
         self.conn()?.execute(
             "INSERT INTO screened (source, party_key, version, subject, subject_hash, screened_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -225,8 +265,15 @@ impl ComplianceStore {
                     subject_hash: r.get(4)?,
                 })
             })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            .collect::<Result<Vec<Screened>, _>>()?;
+        drop(st);
+        drop(conn);
+        rows.into_iter()
+            .map(|mut s| {
+                s.subject = self.open_value(&s.subject, &subject_aad(&s.source, &s.party_key))?;
+                Ok(s)
+            })
+            .collect()
     }
 
     /// Marks recorded for a party: (list, entry id, subject hash, mark).
@@ -267,7 +314,7 @@ impl ComplianceStore {
                  AND status IN ('potential', 'confirmed') ORDER BY id DESC LIMIT 1"
             ),
             params![source, party_key],
-            case_from_row,
+            |r| case_from_row(r, self.cipher.as_deref()),
         )
         .optional()
         .map_err(Into::into)
@@ -286,6 +333,7 @@ impl ComplianceStore {
         hits: &serde_json::Value,
         envelope: &str,
     ) -> Result<(i64, bool), StoreError> {
+        let envelope = self.seal(envelope, &envelope_aad(source, party_key))?;
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let open: Option<(i64, i64)> = tx
@@ -296,7 +344,7 @@ impl ComplianceStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let hits_text = hits.to_string();
+        let hits_text = self.seal(&hits.to_string(), &hits_aad(source, party_key))?;
         let result = match open {
             Some((id, v)) if v >= version => (id, false),
             Some((id, _)) => {
@@ -365,10 +413,11 @@ impl ComplianceStore {
             return Ok((id, false));
         }
         let t = now();
+        let hits_text = self.seal(&hits.to_string(), &hits_aad(source, party_key))?;
         conn.execute(
             "INSERT INTO cases (source, party_key, version, subject_hash, status, hits,
              envelope, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'potential', ?5, NULL, ?6, ?6)",
-            params![source, party_key, version, subject_hash, hits.to_string(), t],
+            params![source, party_key, version, subject_hash, hits_text, t],
         )?;
         Ok((conn.last_insert_rowid(), true))
     }
@@ -389,7 +438,7 @@ impl ComplianceStore {
             .optional()?;
         match text {
             None => Ok(None),
-            Some(t) => serde_json::from_str(&t)
+            Some(t) => serde_json::from_str(&self.open_value(&t, &subject_aad(source, party_key))?)
                 .map(Some)
                 .map_err(|e| StoreError::new(format!("stored subject cannot be read: {e}"))),
         }
@@ -434,11 +483,9 @@ impl ComplianceStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let case = tx
-            .query_row(
-                &format!("{CASE_COLUMNS} WHERE id = ?1"),
-                params![id],
-                case_from_row,
-            )
+            .query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], |r| {
+                case_from_row(r, self.cipher.as_deref())
+            })
             .optional()?;
         let Some(case) = case else {
             return Ok(None);
@@ -484,11 +531,9 @@ impl ComplianceStore {
                 matches!(decision, Mark::FalsePositive) as i64
             ],
         )?;
-        let case = tx.query_row(
-            &format!("{CASE_COLUMNS} WHERE id = ?1"),
-            params![id],
-            case_from_row,
-        )?;
+        let case = tx.query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], |r| {
+            case_from_row(r, self.cipher.as_deref())
+        })?;
         tx.commit()?;
         Ok(Some(case))
     }
@@ -497,13 +542,26 @@ impl ComplianceStore {
     pub fn pending_releases(&self) -> Result<Vec<(i64, String)>, StoreError> {
         let conn = self.conn()?;
         let mut st = conn.prepare(
-            "SELECT id, envelope FROM cases WHERE release_pending = 1 AND envelope IS NOT NULL
-             ORDER BY id",
+            "SELECT id, envelope, source, party_key FROM cases
+             WHERE release_pending = 1 AND envelope IS NOT NULL ORDER BY id",
         )?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        drop(st);
+        drop(conn);
+        rows.into_iter()
+            .map(|(id, env, source, key)| {
+                Ok((id, self.open_value(&env, &envelope_aad(&source, &key))?))
+            })
+            .collect()
     }
 
     /// The held envelope was published to the CRM topic: forget it.
@@ -517,11 +575,9 @@ impl ComplianceStore {
 
     pub fn case(&self, id: i64) -> Result<Option<Case>, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            &format!("{CASE_COLUMNS} WHERE id = ?1"),
-            params![id],
-            case_from_row,
-        )
+        conn.query_row(&format!("{CASE_COLUMNS} WHERE id = ?1"), params![id], |r| {
+            case_from_row(r, self.cipher.as_deref())
+        })
         .optional()
         .map_err(Into::into)
     }
@@ -533,7 +589,9 @@ impl ComplianceStore {
             "{CASE_COLUMNS} WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = st
-            .query_map(params![status.map(|s| s.as_str()), limit], case_from_row)?
+            .query_map(params![status.map(|s| s.as_str()), limit], |r| {
+                case_from_row(r, self.cipher.as_deref())
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -694,13 +752,18 @@ impl ComplianceStore {
 const CASE_COLUMNS: &str = "SELECT id, source, party_key, version, subject_hash, status, hits,
     decided_by, comment, created_at, updated_at FROM cases";
 
-fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Case> {
+fn case_from_row(r: &rusqlite::Row<'_>, cipher: Option<&FieldCipher>) -> rusqlite::Result<Case> {
     let status: String = r.get(5)?;
-    let hits: String = r.get(6)?;
+    let (source, party_key): (String, String) = (r.get(1)?, r.get(2)?);
+    let stored: String = r.get(6)?;
+    // The hits name the party (the name that matched): encrypted at rest like the envelope.
+    let hits = open_opt(cipher, &stored, &hits_aad(&source, &party_key)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(Case {
         id: r.get(0)?,
-        source: r.get(1)?,
-        party_key: r.get(2)?,
+        source,
+        party_key,
         version: r.get(3)?,
         subject_hash: r.get(4)?,
         status: CaseStatus::parse(&status).unwrap_or(CaseStatus::Potential),
@@ -710,6 +773,112 @@ fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Case> {
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
     })
+}
+
+/// Key rotation: re-encrypts screened subjects and held envelopes not under the active key,
+/// one transaction per batch (SQLite's write lock: the running hub's writes interleave).
+impl Rotatable for ComplianceStore {
+    fn store_name(&self) -> &'static str {
+        "compliance"
+    }
+
+    fn parts(&self) -> &'static [&'static str] {
+        &["screened.subject", "cases"]
+    }
+
+    fn rotate_batch(&self, part: &str, after: Option<&str>, limit: usize) -> Result<Batch, String> {
+        let cipher = self
+            .cipher
+            .clone()
+            .ok_or("the compliance store was opened without [encryption] keys")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let fresh = |stored: &str, aad: &str| -> Result<Option<String>, String> {
+            if cipher.is_current(stored) {
+                return Ok(None);
+            }
+            let plain = cipher.open(stored, aad).map_err(|e| e.to_string())?;
+            cipher
+                .seal(&plain, aad)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        };
+        let mut conn = self.conn().map_err(|e| e.to_string())?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let mut batch = Batch::default();
+        match part {
+            "screened.subject" => {
+                // The cursor is `source\u{1f}party_key`: a separator no id contains.
+                let (src, key) = after
+                    .and_then(|a| a.split_once('\u{1f}'))
+                    .unwrap_or(("", ""));
+                let rows: Vec<(String, String, String)> = {
+                    let mut st = tx
+                        .prepare(
+                            "SELECT source, party_key, subject FROM screened
+                             WHERE source > ?1 OR (source = ?1 AND party_key > ?2)
+                             ORDER BY source, party_key LIMIT ?3",
+                        )
+                        .map_err(|e| e.to_string())?;
+                    st.query_map(params![src, key, limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(|e| e.to_string())?
+                };
+                for (source, party_key, subject) in rows {
+                    batch.scanned += 1;
+                    if let Some(new) = fresh(&subject, &subject_aad(&source, &party_key))? {
+                        tx.execute(
+                            "UPDATE screened SET subject = ?1 WHERE source = ?2 AND party_key = ?3",
+                            params![new, source, party_key],
+                        )
+                        .map_err(|e| e.to_string())?;
+                        batch.changed += 1;
+                    }
+                    batch.next = Some(format!("{source}\u{1f}{party_key}"));
+                }
+            }
+            "cases" => {
+                let from: i64 = after.and_then(|a| a.parse().ok()).unwrap_or(i64::MIN);
+                type CaseRow = (i64, String, String, String, Option<String>);
+                let rows: Vec<CaseRow> = {
+                    let mut st = tx
+                        .prepare(
+                            "SELECT id, source, party_key, hits, envelope FROM cases WHERE id > ?1
+                             ORDER BY id LIMIT ?2",
+                        )
+                        .map_err(|e| e.to_string())?;
+                    st.query_map(params![from, limit], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(|e| e.to_string())?
+                };
+                for (id, source, party_key, hits, envelope) in rows {
+                    batch.scanned += 1;
+                    let new_hits = fresh(&hits, &hits_aad(&source, &party_key))?;
+                    let new_env = match &envelope {
+                        Some(env) => fresh(env, &envelope_aad(&source, &party_key))?,
+                        None => None,
+                    };
+                    if new_hits.is_some() || new_env.is_some() {
+                        tx.execute(
+                            "UPDATE cases SET hits = ?1, envelope = ?2 WHERE id = ?3",
+                            params![new_hits.unwrap_or(hits), new_env.or(envelope), id],
+                        )
+                        .map_err(|e| e.to_string())?;
+                        batch.changed += 1;
+                    }
+                    batch.next = Some(id.to_string());
+                }
+            }
+            other => return Err(format!("no part {other} to rotate")),
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(batch)
+    }
 }
 
 #[cfg(test)]
@@ -821,5 +990,153 @@ mod tests {
         assert!(s.put_alert(&a).unwrap());
         assert!(!s.put_alert(&a).unwrap());
         assert_eq!(s.alerts(10).unwrap().len(), 1);
+    }
+
+    fn encrypted(active: &str) -> (tempfile::TempDir, ComplianceStore) {
+        let (d, s) = store();
+        (d, s.with_cipher(Some(cipher(active))))
+    }
+
+    fn cipher(active: &str) -> Arc<FieldCipher> {
+        Arc::new(
+            FieldCipher::new(
+                active,
+                [("k1".to_string(), [1; 32]), ("k2".to_string(), [2; 32])],
+            )
+            .unwrap(),
+        )
+    }
+
+    fn raw_cells(dir: &Path) -> Vec<String> {
+        let c = Connection::open(dir.join("compliance.db")).unwrap();
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT subject FROM screened",
+            "SELECT hits FROM cases",
+            "SELECT envelope FROM cases WHERE envelope IS NOT NULL",
+        ] {
+            let mut st = c.prepare(sql).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+            out.extend(rows.map(Result::unwrap));
+        }
+        out
+    }
+
+    const ENVELOPE: &str = r#"{"party":{"last_name":"Сидоров","inn":"7707083893"}}"#;
+    const SUBJECT: &str = r#"{"names":["Сидоров Пётр"]}"#;
+
+    fn name_hits() -> serde_json::Value {
+        serde_json::json!([{"list": "own", "entry_id": "S-1", "score": 0.97,
+            "query_name": "Сидоров Пётр", "matched_name": "Sidorov Petr"}])
+    }
+
+    #[test]
+    fn held_envelopes_subjects_and_hits_are_encrypted_and_read_back() {
+        let (d, s) = encrypted("k1");
+        s.put_screened("abs", "C1", 5, SUBJECT, "h1").unwrap();
+        let (id, _) = s
+            .hold(
+                "abs",
+                "C1",
+                5,
+                "h1",
+                CaseStatus::Potential,
+                &name_hits(),
+                ENVELOPE,
+            )
+            .unwrap();
+        let cells = raw_cells(d.path());
+        assert_eq!(cells.len(), 3);
+        for c in &cells {
+            assert!(c.starts_with("enc:v1:k1:"), "stored in clear");
+            assert!(!c.contains("Сидоров") && !c.contains("7707083893"));
+        }
+        assert_eq!(s.all_screened().unwrap()[0].subject, SUBJECT);
+        assert_eq!(s.case(id).unwrap().unwrap().hits, name_hits());
+        s.decide(id, Mark::FalsePositive, "officer", None).unwrap();
+        assert_eq!(
+            s.pending_releases().unwrap(),
+            vec![(id, ENVELOPE.to_string())]
+        );
+        // Without keys: a clear error naming the record, not the value.
+        let plain = ComplianceStore::open(&d.path().join("compliance.db")).unwrap();
+        let e = plain.pending_releases().unwrap_err().to_string();
+        assert!(
+            e.contains("cases.envelope abs/C1") && !e.contains("Сидоров"),
+            "{e}"
+        );
+        let e = plain.case(id).unwrap_err().to_string();
+        assert!(e.contains("cases.hits abs/C1"), "{e}");
+    }
+
+    #[test]
+    fn rotation_re_encrypts_plain_and_old_values() {
+        let (d, s) = store();
+        s.put_screened("abs", "C0", 1, SUBJECT, "h0").unwrap();
+        s.hold(
+            "abs",
+            "C0",
+            1,
+            "h0",
+            CaseStatus::Potential,
+            &name_hits(),
+            ENVELOPE,
+        )
+        .unwrap();
+        let k1 = ComplianceStore::open(&d.path().join("compliance.db"))
+            .unwrap()
+            .with_cipher(Some(cipher("k1")));
+        for i in 1..5 {
+            let key = format!("C{i}");
+            k1.put_screened("abs", &key, 1, SUBJECT, "h").unwrap();
+            k1.hold(
+                "abs",
+                &key,
+                1,
+                "h",
+                CaseStatus::Potential,
+                &name_hits(),
+                ENVELOPE,
+            )
+            .unwrap();
+        }
+        let k2 = ComplianceStore::open(&d.path().join("compliance.db"))
+            .unwrap()
+            .with_cipher(Some(cipher("k2")));
+        let mut lines = Vec::new();
+        let totals =
+            crate::crypto::rotate::run(&[&k2], 2, &mut |l| lines.push(l.to_string())).unwrap();
+        assert_eq!(totals.scanned, 10);
+        assert_eq!(totals.changed, 10);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("compliance cases: done")),
+            "{lines:?}"
+        );
+        for c in raw_cells(d.path()) {
+            assert!(c.starts_with("enc:v1:k2:"), "not under the active key");
+        }
+        let only_k2 = ComplianceStore::open(&d.path().join("compliance.db"))
+            .unwrap()
+            .with_cipher(Some(Arc::new(
+                FieldCipher::new("k2", [("k2".to_string(), [2; 32])]).unwrap(),
+            )));
+        assert!(
+            only_k2
+                .all_screened()
+                .unwrap()
+                .iter()
+                .all(|s| s.subject == SUBJECT)
+        );
+        assert!(
+            only_k2
+                .cases(None, 10)
+                .unwrap()
+                .iter()
+                .all(|c| c.hits == name_hits())
+        );
+        let again = crate::crypto::rotate::run(&[&k2], 2, &mut |_| {}).unwrap();
+        assert_eq!((again.scanned, again.changed), (10, 0));
     }
 }

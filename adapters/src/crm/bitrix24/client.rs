@@ -54,7 +54,7 @@ impl Bitrix24Connector {
     /// Validates the config and builds the HTTP client and the pacer.
     pub fn new(cfg: Bitrix24Config) -> Result<Self, ConnectorError> {
         let map = cfg.validate()?;
-        let http = http_client(NAME, &cfg.retry)?;
+        let http = http_client(NAME, &cfg.retry, &cfg.tls)?;
         Ok(Bitrix24Connector {
             http,
             base: cfg.base(),

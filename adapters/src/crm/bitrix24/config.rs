@@ -95,6 +95,13 @@ pub struct Bitrix24Config {
     /// Timeouts and in-place retries.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// TLS of this endpoint: extra CA bundle, client certificate (docs/tls.md).
+    #[serde(default, skip_serializing_if = "crate::tls::ClientTls::is_empty")]
+    pub tls: crate::tls::ClientTls,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_originator_id() -> String {
@@ -134,6 +141,8 @@ impl std::fmt::Debug for Bitrix24Config {
             .field("clear_missing", &self.clear_missing)
             .field("operation_limit_pause_ms", &self.operation_limit_pause_ms)
             .field("retry", &self.retry)
+            .field("tls", &self.tls)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -164,6 +173,8 @@ impl Bitrix24Config {
             clear_missing: false,
             operation_limit_pause_ms: default_operation_limit_pause_ms(),
             retry: RetryPolicy::default(),
+            tls: crate::tls::ClientTls::default(),
+            allow_plain_http: false,
         }
     }
 
@@ -177,6 +188,14 @@ impl Bitrix24Config {
                 "must be an http(s) url without query or fragment",
             )
         })?;
+        // The URL is a secret reference in the config file, so `hub validate` cannot see
+        // its scheme: the plain-HTTP rule is applied here, when the resolved URL is known.
+        // The message names the host only, never the token in the path.
+        if let Some(reason) =
+            crate::tls::plain_http_problem(&self.webhook_url, self.allow_plain_http)
+        {
+            return Err(ConnectorError::config(NAME, "webhook_url", reason));
+        }
         let segments: Vec<&str> = url
             .path()
             .trim_matches('/')

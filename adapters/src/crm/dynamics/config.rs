@@ -96,6 +96,13 @@ pub struct DynamicsConfig {
     /// Timeouts and in-place retries.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// TLS of this endpoint: extra CA bundle, client certificate (docs/tls.md).
+    #[serde(default, skip_serializing_if = "crate::tls::ClientTls::is_empty")]
+    pub tls: crate::tls::ClientTls,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_api_version() -> String {
@@ -137,6 +144,8 @@ impl std::fmt::Debug for DynamicsConfig {
             .field("fields", &self.fields)
             .field("clear_missing", &self.clear_missing)
             .field("retry", &self.retry)
+            .field("tls", &self.tls)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -157,6 +166,8 @@ impl DynamicsConfig {
             fields: None,
             clear_missing: false,
             retry: RetryPolicy::default(),
+            tls: crate::tls::ClientTls::default(),
+            allow_plain_http: false,
         }
     }
 

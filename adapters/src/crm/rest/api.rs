@@ -66,3 +66,22 @@ pub struct MergeAck {
     /// The CRM's own id of the surviving contact, when the CRM named it.
     pub id: Option<String>,
 }
+
+/// One contact of `GET /contacts?after=&limit=`: the contact and the source named by its
+/// last write, when the CRM reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedContact {
+    /// The contact (its `Debug` hides the fields).
+    pub contact: crate::crm::read::CrmContact,
+    /// The `source` of the last `PUT`, when the CRM stores it.
+    pub source: Option<String>,
+}
+
+/// One page of `GET /contacts?after=&limit=`, ordered by external id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactList {
+    /// The contacts of this page.
+    pub contacts: Vec<ListedContact>,
+    /// The external id to pass as `after` for the next page; `None` on the last one.
+    pub next: Option<String>,
+}

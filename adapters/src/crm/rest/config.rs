@@ -35,6 +35,13 @@ pub struct CrmRestConfig {
     /// How many contact keys may be in flight at once; used by the runtime. Default 8.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// TLS of this endpoint: extra CA bundle, client certificate (docs/tls.md).
+    #[serde(default, skip_serializing_if = "crate::tls::ClientTls::is_empty")]
+    pub tls: crate::tls::ClientTls,
+    /// Allow `http://` to a host that is not loopback (a trusted segment, a TLS-terminating
+    /// proxy on the same host). Default false: such a URL is refused (docs/tls.md).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -67,6 +74,8 @@ impl std::fmt::Debug for CrmRestConfig {
             .field("initial_backoff_ms", &self.initial_backoff_ms)
             .field("max_backoff_ms", &self.max_backoff_ms)
             .field("concurrency", &self.concurrency)
+            .field("tls", &self.tls)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -82,6 +91,8 @@ impl CrmRestConfig {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             concurrency: default_concurrency(),
+            tls: crate::tls::ClientTls::default(),
+            allow_plain_http: false,
         }
     }
 

@@ -23,9 +23,29 @@
 //! A contact has two sets of fields: `fields`, what the integration owns and every `PUT`
 //! replaces, and `crm_fields`, what staff type in the CRM (notes, marketing consent,
 //! contact preferences). A `PUT` never changes `crm_fields` and cannot carry them (an
-//! unknown body key is `422`). `GET /contacts/{external_id}` returns both. The sandbox CRM
+//! unknown body key is `422`). `GET /contacts/{external_id}` returns both (`404` when there
+//! is no such contact); the client reads it with [`CrmRestClient::get`], also as a
+//! [`crate::crm::read::CrmReader`]. The sandbox CRM
 //! simulates staff edits with `PATCH /contacts/{external_id}/crm-fields` (a JSON object whose
 //! keys are merged in; `null` removes a key); the client never sends it.
+//!
+//! ## Listing contacts
+//!
+//! `GET {base_url}/contacts?after=<external id>&limit=<n>` (same token) pages through the
+//! live contacts by external id (byte order), keyset style: the contacts whose external id
+//! is greater than `after` (from the first without it), at most `limit` (default 100, at
+//! most 1,000; `400` `bad_request` outside 1..=1,000). Merged contacts (tombstones) are not
+//! listed. Answer `200`:
+//!
+//! ```json
+//! { "contacts": [ { "id": "...", "external_id": "C-1001", "version": 17,
+//!                   "source": "abs-files", "fields": { ... }, "merged_into": null } ],
+//!   "next": "C-1001" }
+//! ```
+//!
+//! `next` is the `after` of the next page, `null` on the last one. The client reads it with
+//! [`CrmRestClient::list_contacts`] (also [`crate::crm::read::CrmReader::list`], which drops
+//! `source`); `hub reconcile` pages through it to compare the CRM with the core bank.
 //!
 //! ## Merging two contacts
 //!
@@ -68,12 +88,13 @@
 pub mod api;
 pub mod config;
 mod error;
+mod read;
 pub mod service;
 
 #[cfg(test)]
 mod tests;
 
-pub use api::{ContactMerge, ContactUpsert, CrmAck, MergeAck};
+pub use api::{ContactList, ContactMerge, ContactUpsert, CrmAck, ListedContact, MergeAck};
 pub use config::CrmRestConfig;
 pub use error::CrmError;
 pub use service::CrmRestClient;

@@ -13,9 +13,13 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::api::{ContactMerge, ContactUpsert, CrmAck, MergeAck};
+use super::api::{ContactList, ContactMerge, ContactUpsert, CrmAck, ListedContact, MergeAck};
 use super::config::CrmRestConfig;
 use super::error::CrmError;
+use crate::crm::read::CrmContact;
+
+/// The most contacts one page of the listing may ask for.
+pub const MAX_LIST_LIMIT: usize = 1_000;
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -65,13 +69,19 @@ impl CrmRestClient {
         cfg.validate()?;
         // Installing fails harmlessly when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(cfg.timeout())
             .connect_timeout(cfg.timeout())
             .user_agent(concat!(
                 "integration-hub-crm-rest/",
                 env!("CARGO_PKG_VERSION")
-            ))
+            ));
+        let http = cfg
+            .tls
+            .apply(builder)
+            .map_err(|e| CrmError::Client {
+                reason: e.to_string(),
+            })?
             .build()
             .map_err(|e| CrmError::Client {
                 reason: error_chain(&e),
@@ -183,6 +193,122 @@ impl CrmRestClient {
             self.merge(survivor, loser, envelope_id)
         })
         .await
+    }
+
+    /// One attempt to read a contact: `GET {base_url}/contacts/{external_id}` with the token.
+    /// `None` on `404` (the CRM has no such contact); errors are classified as for upserts
+    /// and name `read <external_id>` where an upsert names its envelope.
+    pub async fn get(&self, external_id: &str) -> Result<Option<CrmContact>, CrmError> {
+        let label = format!("read {external_id}");
+        check_path_segment(external_id, "external_id", &label)?;
+        let mut request = self.http.get(self.contact_url(external_id));
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, &label))?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, &label))?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let code = serde_json::from_slice::<ErrorBody>(&bytes)
+                .ok()
+                .and_then(|b| b.error)
+                .filter(|c| usable_code(c));
+            return Err(CrmError::Status {
+                status: status.as_u16(),
+                code,
+                retry_after,
+                envelope_id: label,
+            });
+        }
+        parse_contact(status, &bytes, external_id, &label).map(Some)
+    }
+
+    /// [`Self::get`] with the retries, backoff and error classification of
+    /// [`Self::upsert_with_retry`]; the contact (or `None`) and the attempts made.
+    pub async fn get_with_retry(
+        &self,
+        external_id: &str,
+    ) -> Result<(Option<CrmContact>, u32), CrmError> {
+        let label = format!("read {external_id}");
+        self.with_retry("read", &label, || self.get(external_id))
+            .await
+    }
+
+    /// The URL of one page of the contact listing.
+    pub fn list_url(&self, after: Option<&str>, limit: usize) -> String {
+        let mut url = format!("{}/contacts?limit={limit}", self.base);
+        if let Some(after) = after {
+            url.push_str("&after=");
+            url.push_str(&encode_path_segment(after));
+        }
+        url
+    }
+
+    /// One attempt to read a page of the contact listing: `GET {base_url}/contacts?after=
+    /// &limit=` with the token; the contacts after `after` (from the first without it), at
+    /// most `limit` (1 to [`MAX_LIST_LIMIT`]). Errors are classified as for upserts and
+    /// name `list after <id>`.
+    pub async fn list_contacts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactList, CrmError> {
+        let label = format!("list after {}", after.unwrap_or("(start)"));
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(CrmError::Request {
+                envelope_id: label,
+                reason: format!("limit must be 1 to {MAX_LIST_LIMIT}, got {limit}"),
+            });
+        }
+        let mut request = self.http.get(self.list_url(after, limit));
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, &label))?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, &label))?;
+        if !status.is_success() {
+            let code = serde_json::from_slice::<ErrorBody>(&bytes)
+                .ok()
+                .and_then(|b| b.error)
+                .filter(|c| usable_code(c));
+            return Err(CrmError::Status {
+                status: status.as_u16(),
+                code,
+                retry_after,
+                envelope_id: label,
+            });
+        }
+        parse_list(status, &bytes, after, &label)
+    }
+
+    /// [`Self::list_contacts`] with the retries, backoff and error classification of
+    /// [`Self::upsert_with_retry`] (reading a page twice is harmless).
+    pub async fn list_contacts_with_retry(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(ContactList, u32), CrmError> {
+        let label = format!("list after {}", after.unwrap_or("(start)"));
+        self.with_retry("list", &label, || self.list_contacts(after, limit))
+            .await
     }
 
     /// Sends one request with the JSON `body` and the headers every call carries; the
@@ -352,6 +478,128 @@ fn parse_ack(status: StatusCode, bytes: &[u8], upsert: &ContactUpsert) -> Result
             .unwrap_or_else(|| upsert.external_id.clone()),
         version: body.version.unwrap_or(upsert.version),
         created: status == StatusCode::CREATED,
+    })
+}
+
+#[derive(Deserialize)]
+struct ContactBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default)]
+    fields: Option<serde_json::Value>,
+    #[serde(default)]
+    merged_into: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// The body of `GET /contacts/{external_id}`: `fields` must be an object (or absent).
+fn parse_contact(
+    status: StatusCode,
+    bytes: &[u8],
+    external_id: &str,
+    label: &str,
+) -> Result<CrmContact, CrmError> {
+    let bad = |reason: String| CrmError::BadResponse {
+        status: status.as_u16(),
+        envelope_id: label.to_owned(),
+        reason,
+    };
+    let body: ContactBody = serde_json::from_slice(bytes).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => {
+                "not a contact (expected id, external_id, version, fields)".to_owned()
+            }
+            other => format!(
+                "not json ({other:?} error at line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    })?;
+    contact_of(body, external_id).map_err(bad)
+}
+
+/// The contact of a parsed body; `fields` must be an object (or absent).
+fn contact_of(body: ContactBody, external_id: &str) -> Result<CrmContact, String> {
+    let fields = match body.fields {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return Err("fields is not an object".to_owned()),
+    };
+    Ok(CrmContact {
+        crm_id: body.id.filter(|id| !id.is_empty()),
+        external_id: body.external_id.unwrap_or_else(|| external_id.to_owned()),
+        version: body.version,
+        fields,
+        merged_into: body.merged_into,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    contacts: Vec<serde_json::Value>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// The body of `GET /contacts?after=&limit=`: every contact as for `GET /contacts/{id}`,
+/// each with an external id greater than `after` and than the one before it (a listing out
+/// of order could skip contacts, so it is refused), and a `next` that moves forward.
+fn parse_list(
+    status: StatusCode,
+    bytes: &[u8],
+    after: Option<&str>,
+    label: &str,
+) -> Result<ContactList, CrmError> {
+    let bad = |reason: String| CrmError::BadResponse {
+        status: status.as_u16(),
+        envelope_id: label.to_owned(),
+        reason,
+    };
+    let body: ListBody = serde_json::from_slice(bytes).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => {
+                "not a contact listing (expected contacts, next)".to_owned()
+            }
+            other => format!(
+                "not json ({other:?} error at line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    })?;
+    let mut contacts = Vec::with_capacity(body.contacts.len());
+    let mut last: Option<String> = after.map(str::to_owned);
+    for (i, item) in body.contacts.into_iter().enumerate() {
+        let at = |reason: &str| bad(format!("contact {i} of the page: {reason}"));
+        let parsed: ContactBody = serde_json::from_value(item)
+            .map_err(|_| at("not a contact (expected id, external_id, version, fields)"))?;
+        let Some(external_id) = parsed.external_id.clone().filter(|id| !id.is_empty()) else {
+            return Err(at("external_id is missing"));
+        };
+        if last.as_deref().is_some_and(|l| external_id.as_str() <= l) {
+            return Err(at(
+                "not after the one before it (the listing must be ordered)",
+            ));
+        }
+        let source = parsed.source.clone();
+        let contact = contact_of(parsed, &external_id).map_err(|reason| at(&reason))?;
+        last = Some(external_id);
+        contacts.push(ListedContact { contact, source });
+    }
+    if let (Some(next), Some(after)) = (&body.next, after)
+        && next.as_str() <= after
+    {
+        return Err(bad("next does not move forward".to_owned()));
+    }
+    Ok(ContactList {
+        contacts,
+        next: body.next,
     })
 }
 

@@ -702,3 +702,198 @@ async fn upsert_to_a_merged_contact_is_permanent_and_recognised() {
     assert!(err.is_merged() && !err.is_transient());
     assert_eq!((script.hits(), err.attempts()), (1, Some(1)));
 }
+
+/// A contact API that answers reads only: `C1` exists (with the token), `BUSY` fails with
+/// `503` twice and then exists, `BAD` has `fields` that are not an object; anything else
+/// is `404`.
+/// The reads a test server saw: external id and `Authorization` header.
+type Reads = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+async fn start_reads() -> (SocketAddr, Reads) {
+    use axum::routing::get;
+    let seen: Reads = Arc::default();
+    let busy = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/api/contacts/{external_id}",
+        get(move |Path(id): Path<String>, headers: HeaderMap| {
+            let log = log.clone();
+            let busy = busy.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                log.lock().unwrap().push((id.clone(), auth));
+                let contact = json!({
+                    "id": "crm-1", "external_id": id, "version": 7,
+                    "fields": { "last_name": "Иванов" }, "crm_fields": { "note": "x" },
+                    "merged_into": null
+                });
+                match id.as_str() {
+                    "C1" => (StatusCode::OK, axum::Json(contact)).into_response(),
+                    "BUSY" if busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({"error": "busy"})),
+                    )
+                        .into_response(),
+                    "BUSY" => (StatusCode::OK, axum::Json(contact)).into_response(),
+                    "BAD" => (
+                        StatusCode::OK,
+                        axum::Json(json!({"id": "crm-2", "fields": [1]})),
+                    )
+                        .into_response(),
+                    _ => (
+                        StatusCode::NOT_FOUND,
+                        axum::Json(json!({"error": "not_found"})),
+                    )
+                        .into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn get_reads_a_contact_with_the_token_and_none_on_404() {
+    use crate::crm::read::CrmReader;
+    let (addr, seen) = start_reads().await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        token: Some("tok".to_owned()),
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let got = CrmReader::get(&client, "C1").await.unwrap().unwrap();
+    assert_eq!(got.crm_id.as_deref(), Some("crm-1"));
+    assert_eq!((got.external_id.as_str(), got.version), ("C1", Some(7)));
+    assert_eq!(got.fields.get("last_name"), Some(&json!("Иванов")));
+    // Staff fields are not the integration's: they are not part of what is compared.
+    assert!(!got.fields.contains_key("note"));
+    assert!(!format!("{got:?}").contains("Иванов"), "Debug hides fields");
+    assert!(CrmReader::get(&client, "nobody").await.unwrap().is_none());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0], ("C1".to_owned(), Some("Bearer tok".to_owned())));
+    assert_eq!(client.reader_name(), "crm_rest");
+}
+
+#[tokio::test]
+async fn get_retries_transient_failures_and_refuses_bad_bodies() {
+    use crate::crm::read::CrmReader;
+    let (addr, seen) = start_reads().await;
+    let client = CrmRestClient::new(fast_config(addr)).unwrap();
+    let (got, attempts) = client.get_with_retry("BUSY").await.unwrap();
+    assert_eq!((got.map(|c| c.version), attempts), (Some(Some(7)), 3));
+    let bad = CrmReader::get(&client, "BAD").await.unwrap_err();
+    assert!(!bad.transient, "{bad}");
+    assert!(bad.message.contains("fields is not an object"), "{bad}");
+    assert!(CrmReader::get(&client, "..").await.is_err());
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        4,
+        "the dot segment is never sent"
+    );
+}
+
+/// A listing server over the ids `A`..`E` in pages of the `limit` asked; `after=BROKEN`
+/// answers a page out of order.
+async fn start_listing() -> (SocketAddr, Reads) {
+    use axum::extract::Query;
+    use axum::routing::get;
+    let seen: Reads = Arc::default();
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/api/contacts",
+        get(
+            move |Query(q): Query<std::collections::HashMap<String, String>>,
+                  headers: HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let after = q.get("after").cloned().unwrap_or_default();
+                    log.lock().unwrap().push((after.clone(), auth));
+                    let limit: usize = q["limit"].parse().unwrap();
+                    let contact = |id: &str| {
+                        json!({"id": format!("crm-{id}"), "external_id": id, "version": 1,
+                               "source": "abs", "fields": {"last_name": "Иванов"},
+                               "merged_into": null})
+                    };
+                    if after == "BROKEN" {
+                        let body = json!({"contacts": [contact("Z"), contact("Y")], "next": null});
+                        return axum::Json(body).into_response();
+                    }
+                    let ids: Vec<&str> = ["A", "B", "C", "D", "E"]
+                        .into_iter()
+                        .filter(|id| *id > after.as_str())
+                        .collect();
+                    let page: Vec<serde_json::Value> =
+                        ids.iter().take(limit).map(|id| contact(id)).collect();
+                    let next = (ids.len() > limit).then(|| ids[limit - 1].to_owned());
+                    axum::Json(json!({"contacts": page, "next": next})).into_response()
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn list_pages_through_every_contact_in_order() {
+    use crate::crm::read::CrmReader;
+    let (addr, seen) = start_listing().await;
+    let client = CrmRestClient::new(CrmRestConfig {
+        token: Some("tok".to_owned()),
+        ..fast_config(addr)
+    })
+    .unwrap();
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, attempts) = client
+            .list_contacts_with_retry(after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(attempts, 1);
+        for c in &page.contacts {
+            assert_eq!(c.source.as_deref(), Some("abs"));
+            assert_eq!(c.contact.fields.get("last_name"), Some(&json!("Иванов")));
+            ids.push(c.contact.external_id.clone());
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["A", "B", "C", "D", "E"]);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0], (String::new(), Some("Bearer tok".to_owned())));
+    assert_eq!(seen[1].0, "B");
+    // The trait's page carries the contacts without their source.
+    let page = CrmReader::list(&client, Some("C"), 5000)
+        .await
+        .unwrap()
+        .unwrap();
+    let got: Vec<&str> = page
+        .contacts
+        .iter()
+        .map(|c| c.external_id.as_str())
+        .collect();
+    assert_eq!((got, page.next), (vec!["D", "E"], None));
+    // A limit out of range is refused before anything is sent; a page out of order is a
+    // bad answer (it could skip contacts).
+    assert!(client.list_contacts(None, 0).await.is_err());
+    assert!(client.list_contacts(None, 1001).await.is_err());
+    let err = client.list_contacts(Some("BROKEN"), 10).await.unwrap_err();
+    assert!(err.to_string().contains("ordered"), "{err}");
+    assert!(!err.to_string().contains("Иванов"), "{err}");
+}

@@ -75,7 +75,7 @@ impl SalesforceConnector {
     /// Validates the config and builds the HTTP client.
     pub fn new(cfg: SalesforceConfig) -> Result<Self, ConnectorError> {
         let map = cfg.validate()?;
-        let http = http_client(NAME, &cfg.retry)?;
+        let http = http_client(NAME, &cfg.retry, &cfg.tls)?;
         let authorization = bearer(NAME, "access_token", &cfg.access_token)?;
         Ok(SalesforceConnector {
             http,

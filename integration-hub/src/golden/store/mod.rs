@@ -32,17 +32,16 @@
 //!   whose client runs a runtime of its own).
 //! - Errors and logs name ids and field names, never values.
 
-mod db;
-mod postgres;
-mod sqlite;
+mod rotate;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -59,7 +58,11 @@ use mapping::mdm::survivorship::{
 };
 use mapping::validate;
 
-use db::{Db, Param, Row, TxKind};
+use crate::crypto::fields::{FieldCipher, open_opt, seal_opt};
+use crate::sql::{Db, Param, Row, TxKind, postgres, sqlite};
+
+/// First key of the advisory lock that serialises golden-store writers ("Gold").
+const GOLDEN_LOCK_CLASS: i32 = 0x476f_6c64;
 pub use types::{
     GoldenOut, GoldenState, GoldenStats, GoldenView, HistoryEntry, IngestAction, IngestOutcome,
     MdmSettings, PartyEvent, Review, ReviewDecision, ReviewStatus, StoreError, XrefView,
@@ -94,6 +97,9 @@ pub struct GoldenStore {
     db: Mutex<Box<dyn Db>>,
     settings: MdmSettings,
     rules: EntityRules,
+    /// Encrypts the personal columns (golden record, source event and match record, history
+    /// values) when `[encryption]` is configured.
+    cipher: Option<Arc<FieldCipher>>,
 }
 
 impl std::fmt::Debug for GoldenStore {
@@ -115,7 +121,7 @@ impl GoldenStore {
     /// the connection's `search_path` (`?options=-c%20search_path%3D<schema>` in the URL).
     /// Blocks: call it from `spawn_blocking` in async code.
     pub fn open_postgres(url: &str, settings: MdmSettings) -> Result<Self, StoreError> {
-        let db = postgres::PgDb::connect(url)?;
+        let db = postgres::PgDb::connect(url, GOLDEN_LOCK_CLASS)?;
         GoldenStore::with_db(Box::new(db), settings)
     }
 
@@ -157,7 +163,15 @@ impl GoldenStore {
             db: Mutex::new(db),
             settings,
             rules,
+            cipher: None,
         })
+    }
+
+    /// Encrypts personal columns from now on with `cipher` (None: stored as they are).
+    /// Plain values written before stay readable; `hub keys rotate` encrypts them.
+    pub fn with_cipher(mut self, cipher: Option<Arc<FieldCipher>>) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Box<dyn Db>> {
@@ -189,6 +203,7 @@ impl GoldenStore {
             db,
             settings: &self.settings,
             rules: &self.rules,
+            cipher: self.cipher.as_deref(),
             now: Utc::now(),
             ids: None,
         };
@@ -412,6 +427,37 @@ fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreErro
     })
 }
 
+// Encryption at rest: the record named here is the value's additional authenticated data
+// (crypto::fields), so it must be the same when written, read and rotated.
+
+fn golden_aad(golden_id: &str) -> String {
+    format!("golden.record {golden_id}")
+}
+
+fn event_aad(system: &str, source_id: &str) -> String {
+    format!("golden_xref.event {system}/{source_id}")
+}
+
+fn match_aad(system: &str, source_id: &str) -> String {
+    format!("golden_xref.match_record {system}/{source_id}")
+}
+
+fn history_aad(column: &str, id: i64) -> String {
+    format!("golden_history.{column} {id}")
+}
+
+fn seal(cipher: Option<&FieldCipher>, plain: String, aad: &str) -> Result<String, StoreError> {
+    seal_opt(cipher, plain, aad).map_err(|e| StoreError::Db(e.to_string()))
+}
+
+fn open<'s>(
+    cipher: Option<&FieldCipher>,
+    stored: &'s str,
+    aad: &str,
+) -> Result<Cow<'s, str>, StoreError> {
+    open_opt(cipher, stored, aad).map_err(|e| StoreError::Db(e.to_string()))
+}
+
 fn one(rows: Vec<Row>, what: &str) -> Result<Row, StoreError> {
     rows.into_iter()
         .next()
@@ -532,16 +578,17 @@ struct Golden {
 }
 
 /// Reads `golden_id, version, state, merged_into, record, created_at, updated_at`.
-fn golden_of(row: &Row) -> Result<Golden, StoreError> {
+fn golden_of(row: &Row, cipher: Option<&FieldCipher>) -> Result<Golden, StoreError> {
     let golden_id = row.text(0)?;
     let what = format!("golden {golden_id}");
     let state = row.text(2)?;
+    let record = row.text(4)?;
     Ok(Golden {
         version: row.int(1)?,
         state: GoldenState::parse(&state)
             .ok_or_else(|| StoreError::Db(format!("{what}: unknown state {state}")))?,
         merged_into: row.opt_text(3)?,
-        record: from_json(&row.text(4)?, &what)?,
+        record: from_json(&open(cipher, &record, &golden_aad(&golden_id))?, &what)?,
         created_at: parse_ts(&row.text(5)?, &what)?,
         updated_at: parse_ts(&row.text(6)?, &what)?,
         golden_id,
@@ -569,16 +616,20 @@ impl Xref {
 
 /// Reads `system, source_id, source, golden_id, version, event_id, event_time, event,
 /// updated_at`.
-fn xref_of(row: &Row) -> Result<Xref, StoreError> {
+fn xref_of(row: &Row, cipher: Option<&FieldCipher>) -> Result<Xref, StoreError> {
     let (system, source_id) = (row.text(0)?, row.text(1)?);
     let what = format!("xref {system}/{source_id}");
+    let event = row.text(7)?;
     Ok(Xref {
         source: row.text(2)?,
         golden_id: row.text(3)?,
         version: row.int(4)?,
         event_id: row.text(5)?,
         event_time: parse_ts(&row.text(6)?, &what)?,
-        event: from_json(&row.text(7)?, &what)?,
+        event: from_json(
+            &open(cipher, &event, &event_aad(&system, &source_id))?,
+            &what,
+        )?,
         updated_at: parse_ts(&row.text(8)?, &what)?,
         system,
         source_id,
@@ -610,6 +661,7 @@ struct Tx<'a> {
     db: &'a mut dyn Db,
     settings: &'a MdmSettings,
     rules: &'a EntityRules,
+    cipher: Option<&'a FieldCipher>,
     now: DateTime<Utc>,
     /// Reserved row ids: the next one, the last one, and the size of the last reservation.
     ids: Option<(i64, i64, i64)>,
@@ -624,7 +676,7 @@ impl Tx<'_> {
              FROM golden WHERE golden_id = $1",
             &[Param::from(golden_id)],
         )?;
-        rows.first().map(golden_of).transpose()
+        rows.first().map(|r| golden_of(r, self.cipher)).transpose()
     }
 
     /// An active golden record, or NotFound / Conflict (merged).
@@ -671,7 +723,7 @@ impl Tx<'_> {
              WHERE system = $1 AND source_id = $2",
             &[Param::from(system), Param::from(source_id)],
         )?;
-        rows.first().map(xref_of).transpose()
+        rows.first().map(|r| xref_of(r, self.cipher)).transpose()
     }
 
     fn members(&mut self, golden_id: &str) -> Result<Vec<Xref>, StoreError> {
@@ -681,7 +733,7 @@ impl Tx<'_> {
              ORDER BY system, source_id",
             &[Param::from(golden_id)],
         )?;
-        rows.iter().map(xref_of).collect()
+        rows.iter().map(|r| xref_of(r, self.cipher)).collect()
     }
 
     fn match_members(&mut self, golden_id: &str) -> Result<Vec<Member>, StoreError> {
@@ -692,7 +744,9 @@ impl Tx<'_> {
         rows.iter()
             .map(|r| {
                 let (system, id) = (r.text(0)?, r.text(1)?);
-                let record = from_json(&r.text(2)?, &format!("xref {system}/{id}"))?;
+                let stored = r.text(2)?;
+                let plain = open(self.cipher, &stored, &match_aad(&system, &id))?;
+                let record = from_json(&plain, &format!("xref {system}/{id}"))?;
                 Ok(Member {
                     sref: SourceRef { system, id },
                     record,
@@ -796,15 +850,20 @@ impl Tx<'_> {
             for (c, p) in chunk {
                 let id = self.next_id()?;
                 let what = format!("history of field {}", c.field);
-                let value = |v: &Option<SourcedValue>| -> Result<Option<String>, StoreError> {
-                    v.as_ref().map(|v| to_json(&v.value, &what)).transpose()
+                let cipher = self.cipher;
+                let value = |v: &Option<SourcedValue>,
+                             column: &str|
+                 -> Result<Option<String>, StoreError> {
+                    v.as_ref()
+                        .map(|v| seal(cipher, to_json(&v.value, &what)?, &history_aad(column, id)))
+                        .transpose()
                 };
                 params.extend([
                     Param::from(id),
                     Param::from(golden_id),
                     Param::from(&c.field),
-                    Param::from(value(&c.old)?),
-                    Param::from(value(&c.new)?),
+                    Param::from(value(&c.old, "old_value")?),
+                    Param::from(value(&c.new, "new_value")?),
                     Param::from(&p.system),
                     Param::from(&p.event_id),
                     Param::from(ts(&p.time)),
@@ -820,7 +879,11 @@ impl Tx<'_> {
     }
 
     fn save_golden(&mut self, g: &Golden) -> Result<(), StoreError> {
-        let record = to_json(&g.record, &format!("golden {}", g.golden_id))?;
+        let record = seal(
+            self.cipher,
+            to_json(&g.record, &format!("golden {}", g.golden_id))?,
+            &golden_aad(&g.golden_id),
+        )?;
         self.db.execute(
             "UPDATE golden SET version = $1, state = $2, merged_into = $3, record = $4, \
              updated_at = $5 WHERE golden_id = $6",
@@ -845,7 +908,11 @@ impl Tx<'_> {
     ) -> Result<String, StoreError> {
         let golden_id = golden_id_of(self.counter("golden", 1)?);
         let survived = apply(self.rules, &GoldenRecord::default(), events.iter().copied());
-        let record = to_json(&survived.record, &format!("golden {golden_id}"))?;
+        let record = seal(
+            self.cipher,
+            to_json(&survived.record, &format!("golden {golden_id}"))?,
+            &golden_aad(&golden_id),
+        )?;
         self.db.execute(
             "INSERT INTO golden (golden_id, version, state, merged_into, record, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -916,8 +983,16 @@ impl Tx<'_> {
                 Param::from(ev.version),
                 Param::from(&ev.event_id),
                 Param::from(ts(&ev.event_time)),
-                Param::from(to_json(event, &what)?),
-                Param::from(to_json(record, &what)?),
+                Param::from(seal(
+                    self.cipher,
+                    to_json(event, &what)?,
+                    &event_aad(&ev.system, &ev.source_id),
+                )?),
+                Param::from(seal(
+                    self.cipher,
+                    to_json(record, &what)?,
+                    &match_aad(&ev.system, &ev.source_id),
+                )?),
                 Param::from(ts(&self.now)),
             ],
         )?;
@@ -1131,7 +1206,8 @@ impl Tx<'_> {
             if r == *me || exclude == Some(golden_id.as_str()) {
                 continue;
             }
-            let record = from_json(&record, &format!("xref {}/{}", r.system, r.id))?;
+            let plain = open(self.cipher, &record, &match_aad(&r.system, &r.id))?;
+            let record = from_json(&plain, &format!("xref {}/{}", r.system, r.id))?;
             out.push((golden_id, Member { sref: r, record }));
         }
         // Database order is unspecified: sort so matching is deterministic.
@@ -1575,15 +1651,18 @@ impl Tx<'_> {
             .map(|r| {
                 let id = r.int(0)?;
                 let what = format!("history {id}");
-                let value = |i: usize| -> Result<Option<Value>, StoreError> {
-                    r.opt_text(i)?.map(|t| from_json(&t, &what)).transpose()
+                let cipher = self.cipher;
+                let value = |i: usize, column: &str| -> Result<Option<Value>, StoreError> {
+                    r.opt_text(i)?
+                        .map(|t| from_json(&open(cipher, &t, &history_aad(column, id))?, &what))
+                        .transpose()
                 };
                 Ok(HistoryEntry {
                     id,
                     golden_id: r.text(1)?,
                     field: r.text(2)?,
-                    old: value(3)?,
-                    new: value(4)?,
+                    old: value(3, "old_value")?,
+                    new: value(4, "new_value")?,
                     system: r.text(5)?,
                     event_id: r.text(6)?,
                     event_time: parse_ts(&r.text(7)?, &what)?,

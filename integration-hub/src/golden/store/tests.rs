@@ -19,6 +19,23 @@ use super::*;
 enum Backend {
     Sqlite,
     Postgres,
+    /// The same suite with the personal columns encrypted (crypto::fields).
+    SqliteEncrypted,
+    PostgresEncrypted,
+}
+
+/// Keys k1 and k2 of the encrypted runs; `active` encrypts.
+fn test_cipher(active: &str) -> Arc<FieldCipher> {
+    Arc::new(
+        FieldCipher::new(
+            active,
+            [
+                ("k1".to_string(), [0x11; 32]),
+                ("k2".to_string(), [0x22; 32]),
+            ],
+        )
+        .expect("test keys"),
+    )
 }
 
 /// A store on a fresh database; dropping it removes the database.
@@ -73,8 +90,18 @@ fn schema_name() -> String {
 }
 
 fn open_with(backend: Backend, settings: MdmSettings) -> Fixture {
+    let cipher = match backend {
+        Backend::SqliteEncrypted | Backend::PostgresEncrypted => Some(test_cipher("k1")),
+        Backend::Sqlite | Backend::Postgres => None,
+    };
+    let mut f = open_plain(backend, settings);
+    f.store = f.store.with_cipher(cipher);
+    f
+}
+
+fn open_plain(backend: Backend, settings: MdmSettings) -> Fixture {
     match backend {
-        Backend::Sqlite => {
+        Backend::Sqlite | Backend::SqliteEncrypted => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = GoldenStore::open_sqlite(&dir.path().join("golden.db"), settings)
                 .expect("open sqlite store");
@@ -84,7 +111,7 @@ fn open_with(backend: Backend, settings: MdmSettings) -> Fixture {
                 _pg_schema: None,
             }
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresEncrypted => {
             let url = postgres_url();
             let name = schema_name();
             let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls)
@@ -890,7 +917,7 @@ fn ingest_many_matches_single_ingest(b: Backend) {
 fn reopens_an_existing_store(b: Backend) {
     // Opening applies the schema again; it must be idempotent and keep the counters.
     match b {
-        Backend::Sqlite => {
+        Backend::Sqlite | Backend::SqliteEncrypted => {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("golden.db");
             {
@@ -904,7 +931,7 @@ fn reopens_an_existing_store(b: Backend) {
                 .unwrap();
             assert_eq!(out.golden_id, "G0000000002");
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresEncrypted => {
             let f = open(b);
             f.ingest(&event("abs", "A-100", 1, 10, abs_ivanov()))
                 .unwrap();
@@ -915,7 +942,8 @@ fn reopens_an_existing_store(b: Backend) {
                 &format!("{url}{sep}options=-c%20search_path%3D{schema}"),
                 MdmSettings::default(),
             )
-            .unwrap();
+            .unwrap()
+            .with_cipher(f.store.cipher.clone());
             let out = again
                 .ingest(&event("abs", "A-200", 1, 10, abs_kuznetsova()))
                 .unwrap();
@@ -1018,6 +1046,12 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn from_spawn_blocking() { super::from_spawn_blocking(super::Backend::Postgres).await }
         }
+        mod sqlite_encrypted {
+            $( #[test] fn $name() { super::$name(super::Backend::SqliteEncrypted) } )*
+        }
+        mod postgres_encrypted {
+            $( #[test] fn $name() { super::$name(super::Backend::PostgresEncrypted) } )*
+        }
     };
 }
 
@@ -1042,3 +1076,255 @@ suite!(
     reopens_an_existing_store,
     views_serialise,
 );
+
+// ------------------------------------------------------ encryption at rest ----
+
+/// Every text cell of the tables holding personal data, read through the store's own
+/// connection (the same on both backends).
+fn stored_cells(store: &GoldenStore) -> Vec<String> {
+    store
+        .run(TxKind::Read, |tx| {
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT record FROM golden",
+                "SELECT event FROM golden_xref",
+                "SELECT match_record FROM golden_xref",
+                "SELECT old_value FROM golden_history WHERE old_value IS NOT NULL",
+                "SELECT new_value FROM golden_history WHERE new_value IS NOT NULL",
+            ] {
+                for r in tx.db.query(sql, &[])? {
+                    out.push(r.text(0)?);
+                }
+            }
+            Ok(out)
+        })
+        .expect("read stored cells")
+}
+
+/// Values planted in the fixtures' parties that must never be stored in clear.
+const PLANTED: [&str; 5] = [
+    "Иванов",
+    "Кузнецова",
+    INN_IVANOV,
+    "79161234567",
+    "s.ivanov@example.ru",
+];
+
+fn ingest_people(store: &GoldenStore) {
+    for e in [
+        event("abs", "A-100", 1, 10, abs_ivanov()),
+        event("cards", "C-7", 1, 20, cards_ivanov()),
+        event("cards", "C-8", 1, 30, cards_ivanov_unsure()),
+        event("abs", "A-200", 1, 40, abs_kuznetsova()),
+    ] {
+        store.ingest(&e).expect("ingest");
+    }
+}
+
+/// A store's golden views and histories, to compare before and after a rotation.
+fn snapshot(store: &GoldenStore) -> Vec<(GoldenView, Vec<HistoryEntry>)> {
+    let mut ids: Vec<String> = ["A-100", "A-200"]
+        .iter()
+        .map(|id| golden_of(store, "abs", id))
+        .collect();
+    ids.push(golden_of(store, "cards", "C-8"));
+    ids.iter()
+        .map(|g| {
+            (
+                view(store, g),
+                store.history(g, None, 1_000).expect("history"),
+            )
+        })
+        .collect()
+}
+
+/// A second store on the fixture's database (another process's view of it).
+fn reopen(f: &Fixture, cipher: Option<Arc<FieldCipher>>) -> GoldenStore {
+    let store = match (&f._sqlite_dir, &f._pg_schema) {
+        (Some(dir), _) => {
+            GoldenStore::open_sqlite(&dir.path().join("golden.db"), MdmSettings::default())
+        }
+        (None, Some(schema)) => {
+            let url = postgres_url();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            GoldenStore::open_postgres(
+                &format!("{url}{sep}options=-c%20search_path%3D{}", schema.name),
+                MdmSettings::default(),
+            )
+        }
+        (None, None) => panic!("fixture without a database"),
+    };
+    store.expect("reopen").with_cipher(cipher)
+}
+
+fn nothing_personal_is_stored_in_clear(b: Backend) {
+    let f = open(b);
+    ingest_people(&f);
+    let cells = stored_cells(&f);
+    assert!(cells.len() > 10, "{} cells", cells.len());
+    for cell in &cells {
+        assert!(cell.starts_with("enc:v1:k1:"), "a personal column in clear");
+        for planted in PLANTED {
+            assert!(!cell.contains(planted), "{planted} stored in clear");
+        }
+    }
+    // Lookups by id keys still work: the index holds hashes, not values.
+    let out = f
+        .ingest(&event(
+            "crm",
+            "X-1",
+            1,
+            50,
+            Party {
+                source_id: "X-1".into(),
+                last_name: Some("Иванов".into()),
+                inn: Some(INN_IVANOV.into()),
+                ..Party::default()
+            },
+        ))
+        .expect("ingest by INN");
+    assert_eq!(out.golden_id, golden_of(&f, "abs", "A-100"));
+    // And the SQLite file itself (with its WAL) holds none of the planted values.
+    if let Some(dir) = &f._sqlite_dir {
+        for entry in std::fs::read_dir(dir.path()).expect("list db dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read db file");
+            for planted in PLANTED {
+                let found = bytes
+                    .windows(planted.len())
+                    .any(|w| w == planted.as_bytes());
+                assert!(!found, "{planted} found in the raw SQLite file");
+            }
+        }
+    }
+}
+
+fn rotation_re_encrypts_every_value_and_keeps_it_readable(b: Backend) {
+    // Plain values first (a store from before encryption was enabled), then k1, then k2.
+    let f = open_plain(b, MdmSettings::default());
+    f.ingest(&event("abs", "A-100", 1, 10, abs_ivanov()))
+        .expect("ingest plain");
+    let k1 = reopen(&f, Some(test_cipher("k1")));
+    k1.ingest(&event("cards", "C-7", 1, 20, cards_ivanov()))
+        .expect("ingest k1");
+    k1.ingest(&event("cards", "C-8", 1, 30, cards_ivanov_unsure()))
+        .expect("ingest k1");
+    k1.ingest(&event("abs", "A-200", 1, 40, abs_kuznetsova()))
+        .expect("ingest k1");
+    let cells = stored_cells(&k1);
+    assert!(
+        cells.iter().any(|c| !c.starts_with("enc:")),
+        "some plain values"
+    );
+    assert!(
+        cells.iter().any(|c| c.starts_with("enc:v1:k1:")),
+        "some k1 values"
+    );
+    let before = snapshot(&k1);
+
+    let k2 = reopen(&f, Some(test_cipher("k2")));
+    let mut lines = Vec::new();
+    let totals =
+        crate::crypto::rotate::run(&[&k2], 3, &mut |l| lines.push(l.to_string())).expect("rotate");
+    assert_eq!(totals.scanned, rows_with_personal_data(&k2));
+    assert!(totals.changed > 0 && totals.changed <= totals.scanned);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("golden_history") && l.contains("done")),
+        "{lines:?}"
+    );
+    for cell in stored_cells(&k2) {
+        assert!(
+            cell.starts_with("enc:v1:k2:"),
+            "a value not under the active key"
+        );
+    }
+    // A store with only k2 reads everything: nothing still needs k1.
+    let only_k2 = reopen(
+        &f,
+        Some(Arc::new(
+            FieldCipher::new("k2", [("k2".to_string(), [0x22; 32])]).expect("key"),
+        )),
+    );
+    assert_eq!(snapshot(&only_k2), before);
+    // A second run finds nothing to do.
+    let again = crate::crypto::rotate::run(&[&k2], 3, &mut |_| {}).expect("rotate again");
+    assert_eq!(again.changed, 0);
+    // Without keys the encrypted store refuses clearly, naming the record.
+    let none = reopen(&f, None);
+    let e = none
+        .golden(&golden_of(&k2, "abs", "A-100"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("golden.record G") && e.contains("no [encryption]"),
+        "{e}"
+    );
+}
+
+/// Rows of the tables a rotation reads.
+fn rows_with_personal_data(store: &GoldenStore) -> u64 {
+    store
+        .run(TxKind::Read, |tx| {
+            let mut n = 0;
+            for table in ["golden", "golden_xref", "golden_history"] {
+                let r = tx.db.query(&format!("SELECT COUNT(*) FROM {table}"), &[])?;
+                n += one(r, "count")?.int(0)?;
+            }
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .expect("count")
+}
+
+fn tampering_is_an_error_naming_the_record(b: Backend) {
+    let f = open(b);
+    ingest_people(&f);
+    let g = golden_of(&f, "abs", "A-100");
+    let other = golden_of(&f, "abs", "A-200");
+    // Copy another record's ciphertext over this one: authenticated to G…2, not G…1.
+    f.run(TxKind::Write, |tx| {
+        tx.db.execute(
+            "UPDATE golden SET record = (SELECT record FROM golden WHERE golden_id = $1) \
+             WHERE golden_id = $2",
+            &[Param::from(&other), Param::from(&g)],
+        )?;
+        Ok(())
+    })
+    .expect("tamper");
+    let e = f.golden(&g).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("golden.record {g}")) && e.contains("authentication"),
+        "{e}"
+    );
+    for planted in PLANTED {
+        assert!(!e.contains(planted), "{e}");
+    }
+}
+
+mod encryption {
+    use super::Backend;
+    #[test]
+    fn sqlite_nothing_personal_is_stored_in_clear() {
+        super::nothing_personal_is_stored_in_clear(Backend::SqliteEncrypted)
+    }
+    #[test]
+    fn postgres_nothing_personal_is_stored_in_clear() {
+        super::nothing_personal_is_stored_in_clear(Backend::PostgresEncrypted)
+    }
+    #[test]
+    fn sqlite_rotation() {
+        super::rotation_re_encrypts_every_value_and_keeps_it_readable(Backend::Sqlite)
+    }
+    #[test]
+    fn postgres_rotation() {
+        super::rotation_re_encrypts_every_value_and_keeps_it_readable(Backend::Postgres)
+    }
+    #[test]
+    fn sqlite_tampering() {
+        super::tampering_is_an_error_naming_the_record(Backend::SqliteEncrypted)
+    }
+    #[test]
+    fn postgres_tampering() {
+        super::tampering_is_an_error_naming_the_record(Backend::PostgresEncrypted)
+    }
+}

@@ -295,8 +295,8 @@ pub enum StoreError {
     Db(String),
 }
 
-impl From<super::db::DbError> for StoreError {
-    fn from(e: super::db::DbError) -> Self {
+impl From<crate::sql::DbError> for StoreError {
+    fn from(e: crate::sql::DbError) -> Self {
         StoreError::Db(e.0)
     }
 }

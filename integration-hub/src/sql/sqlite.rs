@@ -1,4 +1,4 @@
-//! The golden store on an embedded SQLite file: WAL, `synchronous=FULL` (a committed
+//! A store on an embedded SQLite file: WAL, `synchronous=FULL` (a committed
 //! transaction survives a loss of power), writers serialised by `BEGIN IMMEDIATE`.
 
 use std::path::Path;
@@ -7,12 +7,12 @@ use std::time::Duration;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
-use super::db::{Cell, Db, DbError, Param, Row, TxKind};
+use super::{Cell, Db, DbError, Param, Row, TxKind};
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Statements kept prepared; the store uses a few dozen distinct ones.
+/// Statements kept prepared; a store uses a few dozen distinct ones.
 const STATEMENT_CACHE: usize = 128;
 
 pub struct SqliteDb {
@@ -71,7 +71,7 @@ impl Db for SqliteDb {
     fn begin(&mut self, kind: TxKind) -> Result<(), DbError> {
         let sql = match kind {
             TxKind::Read => "BEGIN DEFERRED",
-            TxKind::Write => "BEGIN IMMEDIATE",
+            TxKind::Write | TxKind::Concurrent => "BEGIN IMMEDIATE",
         };
         self.conn.execute_batch(sql).map_err(err)
     }

@@ -1,11 +1,14 @@
-//! The golden store on PostgreSQL, for several hub processes sharing one database.
+//! A store on PostgreSQL, for several hub processes sharing one database.
 //!
-//! Contract: a write transaction first takes `pg_advisory_xact_lock(GOLDEN_LOCK_CLASS,
-//! hashtext(current_schema()))`, so every writer of the same schema — in this process or
+//! Contract: a [`TxKind::Write`] transaction first takes `pg_advisory_xact_lock(<lock
+//! class>, hashtext(current_schema()))`, the class being the store's own (given to
+//! [`PgDb::connect`]), so every writer of the same store and schema — in this process or
 //! another — runs one at a time and sees what the previous one committed (READ COMMITTED
-//! takes a fresh snapshot per statement). Reads run in a REPEATABLE READ, READ ONLY
-//! transaction for a consistent view without the lock. The schema comes from the
-//! connection's `search_path` (for example `?options=-c%20search_path%3Dgolden` in the URL).
+//! takes a fresh snapshot per statement). A [`TxKind::Concurrent`] transaction takes no
+//! lock: its statements must be safe under concurrency by themselves. Reads run in a
+//! REPEATABLE READ, READ ONLY transaction for a consistent view without the lock. The schema
+//! comes from the connection's `search_path` (for example
+//! `?options=-c%20search_path%3Dgolden` in the URL).
 //!
 //! The `postgres` client blocks on a runtime of its own: call the store from
 //! `tokio::task::spawn_blocking`, never directly on an async task. Dropping the store on an
@@ -17,19 +20,18 @@ use std::str::FromStr;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
-use super::db::{Cell, Db, DbError, Param, Row, TxKind};
-
-/// First key of the advisory lock that serialises golden-store writers ("Gold").
-const GOLDEN_LOCK_CLASS: i32 = 0x476f_6c64;
+use super::{Cell, Db, DbError, Param, Row, TxKind};
 
 pub struct PgDb {
     config: postgres::Config,
+    /// First key of the advisory lock that serialises this store's writers.
+    write_lock_class: i32,
     client: Option<Client>,
     statements: HashMap<String, Statement>,
 }
 
 /// The error without its DETAIL line, which can quote key values.
-fn err(e: &postgres::Error) -> DbError {
+pub(crate) fn err(e: &postgres::Error) -> DbError {
     match e.as_db_error() {
         Some(db) => DbError(format!(
             "postgres: {} {}: {}",
@@ -48,13 +50,15 @@ fn err(e: &postgres::Error) -> DbError {
 
 impl PgDb {
     /// Connects without TLS (a database on the same host or a trusted network).
-    pub fn connect(url: &str) -> Result<PgDb, DbError> {
-        // The URL may carry a password: it never goes into a message.
-        let config = postgres::Config::from_str(url)
-            .map_err(|_| DbError("postgres: the connection URL cannot be parsed".into()))?;
+    /// `write_lock_class` is the first key of the advisory lock [`TxKind::Write`]
+    /// transactions take: one per store, so two stores in one schema do not serialise each
+    /// other.
+    pub fn connect(url: &str, write_lock_class: i32) -> Result<PgDb, DbError> {
+        let config = parse_url(url)?;
         let client = open_client(&config)?;
         Ok(PgDb {
             config,
+            write_lock_class,
             client: Some(client),
             statements: HashMap::new(),
         })
@@ -83,9 +87,10 @@ impl PgDb {
             TxKind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned(),
             // One round trip: the transaction and its lock.
             TxKind::Write => format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({GOLDEN_LOCK_CLASS}, \
-                 hashtext(current_schema()))"
+                "BEGIN; SELECT pg_advisory_xact_lock({}, hashtext(current_schema()))",
+                self.write_lock_class
             ),
+            TxKind::Concurrent => "BEGIN".to_owned(),
         };
         match self.client.as_mut() {
             Some(c) => c.batch_execute(&sql),
@@ -125,9 +130,15 @@ fn connection_lost(e: &postgres::Error) -> bool {
     }
 }
 
+/// Parses a connection URL. The URL may carry a password: it never goes into a message.
+pub(crate) fn parse_url(url: &str) -> Result<postgres::Config, DbError> {
+    postgres::Config::from_str(url)
+        .map_err(|_| DbError("postgres: the connection URL cannot be parsed".into()))
+}
+
 /// Connecting blocks on the client's own runtime, which panics on a thread that runs async
 /// tasks: connect on a thread of its own, whatever the caller's thread is.
-fn open_client(config: &postgres::Config) -> Result<Client, DbError> {
+pub(crate) fn open_client(config: &postgres::Config) -> Result<Client, DbError> {
     std::thread::scope(|s| {
         s.spawn(|| config.connect(NoTls).map_err(|e| err(&e)))
             .join()
@@ -137,10 +148,10 @@ fn open_client(config: &postgres::Config) -> Result<Client, DbError> {
 
 /// Closing blocks on the client's runtime too: on a thread of its own when the caller may be
 /// an async task.
-fn close(client: Client) {
+pub(crate) fn close(client: Client) {
     if tokio::runtime::Handle::try_current().is_ok() {
         let _ = std::thread::Builder::new()
-            .name("golden-pg-close".into())
+            .name("pg-close".into())
             .spawn(move || drop(client));
     } else {
         drop(client);

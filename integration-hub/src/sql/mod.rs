@@ -1,5 +1,5 @@
-//! The little SQL the golden store needs, behind one trait so the store's logic is written
-//! once for SQLite and PostgreSQL.
+//! The little SQL the hub's stores need (the golden-record store, the delivery state store),
+//! behind one trait so each store's logic is written once for SQLite and PostgreSQL.
 //!
 //! Contract: statements use `$1, $2, ...` placeholders numbered in ascending order of first
 //! appearance (SQLite reads `$n` as a named parameter and numbers names in order of first
@@ -150,6 +150,10 @@ pub enum TxKind {
     /// Writes, serialised with every other writer of the same store (also in other
     /// processes): SQLite `BEGIN IMMEDIATE`, PostgreSQL an advisory transaction lock.
     Write,
+    /// Writes whose every statement is safe under concurrency by itself (upserts that
+    /// only ever move a value forward): SQLite `BEGIN IMMEDIATE` (SQLite has one writer
+    /// anyway), PostgreSQL a plain `BEGIN`, so writers of different rows run in parallel.
+    Concurrent,
 }
 
 /// One connection to a store's database. Not shared between threads by itself: the store
@@ -168,3 +172,6 @@ pub trait Db: Send {
     /// Runs one query and returns its rows.
     fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, DbError>;
 }
+
+pub mod postgres;
+pub mod sqlite;
