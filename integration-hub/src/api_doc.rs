@@ -117,6 +117,7 @@ pub fn all_endpoints() -> Vec<&'static Endpoint> {
     v.extend(crate::pipeline::webhook_source::endpoints());
     v.extend(crate::audit::api::endpoints());
     v.extend(crate::dashboard::endpoints());
+    v.extend(crate::quality_api::endpoints());
     v.extend(crate::reconcile::api::endpoints());
     v
 }

@@ -40,6 +40,7 @@ impl AppState {
         }
         let dlq = crate::dlq::Dlq::for_config(ctx.bus.clone(), ctx.store.clone(), &ctx.config);
         api = api.merge(crate::dlq::api::routes(Arc::new(dlq)));
+        api = api.merge(crate::quality_api::routes(Arc::new(ctx.config.clone())));
         let reconciler = crate::reconcile::runs::Reconciler::new(&ctx.config);
         reconciler.spawn_schedule();
         api = api.merge(crate::reconcile::api::routes(reconciler));

@@ -17,6 +17,7 @@ pub mod http;
 pub mod mapping_cli;
 pub mod pii_mask;
 pub mod pipeline;
+pub mod quality_api;
 pub mod quality_cli;
 pub mod reconcile;
 pub mod sandbox_crm;

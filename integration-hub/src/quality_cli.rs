@@ -163,7 +163,17 @@ pub struct FileRead {
 
 /// Loads the config, reads every selected source and makes the report.
 pub fn measure(args: &QualityArgs, log: &mut dyn Write) -> anyhow::Result<Measured> {
-    let (cfg, mut quality) = load(&args.config)?;
+    let (cfg, _) = load(&args.config)?;
+    measure_config(&cfg, args, log)
+}
+
+/// [`measure`] over a config already loaded (`args.config` only names it in the report).
+pub fn measure_config(
+    cfg: &Config,
+    args: &QualityArgs,
+    log: &mut dyn Write,
+) -> anyhow::Result<Measured> {
+    let mut quality = cfg.quality.clone().unwrap_or_default();
     if let Some(v) = args.min_valid_contacts {
         quality.min_valid_contacts = v;
     }
@@ -173,7 +183,7 @@ pub fn measure(args: &QualityArgs, log: &mut dyn Write) -> anyhow::Result<Measur
     if args.no_duplicates {
         quality.duplicates = false;
     }
-    let (selected, skipped) = select(&cfg, &args.sources)?;
+    let (selected, skipped) = select(cfg, &args.sources)?;
     for note in &skipped {
         writeln!(log, "quality: skipped {note}")?;
     }
@@ -209,7 +219,7 @@ pub fn measure(args: &QualityArgs, log: &mut dyn Write) -> anyhow::Result<Measur
                 }
             );
         }
-        let mapper = Mapper::of(&cfg, s, today)?;
+        let mapper = Mapper::of(cfg, s, today)?;
         let mut tally = run.source(&s.name);
         let mut reads = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();

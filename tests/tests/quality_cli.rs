@@ -320,3 +320,44 @@ fn quality_report_counts_every_raw_row_and_applies_the_bars() {
             .contains("no source named `crm`; configured: abs, cards")
     );
 }
+
+/// `GET /api/quality` of a running hub gives the report `hub quality` prints, to operators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_gives_the_same_report() {
+    hub_tests::hub::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = setup(dir.path());
+    let cli = quality(&config, &["--format", "json"]);
+    let cli: Value = serde_json::from_slice(&cli.stdout).expect("json report");
+
+    let port = hub_tests::hub::free_port().expect("port");
+    let token = "quality-operator-token";
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replacen(
+        "[hub]\n",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n\n[[auth.tokens]]\nname = \"ops\"\n\
+             roles = [\"operator\"]\nsha256 = \"{}\"\n\n[hub]\n",
+            hex::encode(integration_hub::auth::tokens::digest(token))
+        ),
+        1,
+    );
+    std::fs::write(&config, text).expect("config");
+    let _hub = hub_tests::hub::HubProcess::start(&config, &dir.path().join("hub.log"))
+        .expect("hub starts");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/quality");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let api: Value = loop {
+        if let Ok(r) = client.get(&url).bearer_auth(token).send().await
+            && r.status() == 200
+        {
+            break r.json().await.expect("json");
+        }
+        assert!(std::time::Instant::now() < deadline, "no report from {url}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(api["report"], cli["report"]);
+    let anonymous = client.get(&url).send().await.expect("answer");
+    assert_eq!(anonymous.status(), 401);
+}
