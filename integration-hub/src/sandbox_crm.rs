@@ -1280,15 +1280,26 @@ async fn put_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delay = match crm.gate_write(&external_id) {
+    gated_write(&crm, &external_id, "contact upsert", |crm| {
+        crm.apply_put(&external_id, &headers, &body)
+    })
+    .await
+}
+
+/// A write to contact `id` through the write gate (faults, rate limit, flaky window): the
+/// gate's refusal, or `apply`'s answer after any delay the gate asked for.
+async fn gated_write(
+    crm: &SandboxCrm,
+    id: &str,
+    what: &str,
+    apply: impl FnOnce(&SandboxCrm) -> Response,
+) -> Response {
+    let delay = match crm.gate_write(id) {
         Ok(delay) => delay,
         Err(answer) => return answer.after_hold().await,
     };
-    let answer = crm.apply_put(&external_id, &headers, &body);
-    tracing::debug!(
-        status = answer.status().as_u16(),
-        "sandbox crm: contact upsert"
-    );
+    let answer = apply(crm);
+    tracing::debug!(status = answer.status().as_u16(), what, "sandbox crm write");
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
@@ -1413,19 +1424,10 @@ async fn merge_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delay = match crm.gate_write(&survivor) {
-        Ok(delay) => delay,
-        Err(answer) => return answer.after_hold().await,
-    };
-    let answer = crm.apply_merge(&survivor, &headers, &body);
-    tracing::debug!(
-        status = answer.status().as_u16(),
-        "sandbox crm: contact merge"
-    );
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    answer
+    gated_write(&crm, &survivor, "contact merge", |crm| {
+        crm.apply_merge(&survivor, &headers, &body)
+    })
+    .await
 }
 
 async fn post_fault(State(crm): State<SandboxCrm>, body: Bytes) -> Response {

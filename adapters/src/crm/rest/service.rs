@@ -497,6 +497,19 @@ struct ContactBody {
     source: Option<String>,
 }
 
+/// Why a body did not parse: `wrong_shape` for valid JSON of another shape, else where the
+/// JSON broke (never the body itself: it holds customer data).
+fn body_error(e: &serde_json::Error, wrong_shape: &str) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data => wrong_shape.to_owned(),
+        other => format!(
+            "not json ({other:?} error at line {} column {})",
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
 /// The body of `GET /contacts/{external_id}`: `fields` must be an object (or absent).
 fn parse_contact(
     status: StatusCode,
@@ -510,16 +523,10 @@ fn parse_contact(
         reason,
     };
     let body: ContactBody = serde_json::from_slice(bytes).map_err(|e| {
-        bad(match e.classify() {
-            serde_json::error::Category::Data => {
-                "not a contact (expected id, external_id, version, fields)".to_owned()
-            }
-            other => format!(
-                "not json ({other:?} error at line {} column {})",
-                e.line(),
-                e.column()
-            ),
-        })
+        bad(body_error(
+            &e,
+            "not a contact (expected id, external_id, version, fields)",
+        ))
     })?;
     contact_of(body, external_id).map_err(bad)
 }
@@ -562,16 +569,10 @@ fn parse_list(
         reason,
     };
     let body: ListBody = serde_json::from_slice(bytes).map_err(|e| {
-        bad(match e.classify() {
-            serde_json::error::Category::Data => {
-                "not a contact listing (expected contacts, next)".to_owned()
-            }
-            other => format!(
-                "not json ({other:?} error at line {} column {})",
-                e.line(),
-                e.column()
-            ),
-        })
+        bad(body_error(
+            &e,
+            "not a contact listing (expected contacts, next)",
+        ))
     })?;
     let mut contacts = Vec::with_capacity(body.contacts.len());
     let mut last: Option<String> = after.map(str::to_owned);
