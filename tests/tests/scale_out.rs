@@ -2,9 +2,11 @@
 //! the PostgreSQL state store — share the work of one sink's consumer group, and one of them
 //! runs the file-drop source. The one running the source is killed with SIGKILL in the
 //! middle of the load. Checked: every customer reaches the CRM exactly once with its latest
-//! version; the killed instance's partitions were taken over by the survivors (their
-//! deliveries stall until the group notices the death, then resume); a survivor took the
-//! source over and ingests the next file.
+//! version; the killed instance's partitions moved to the survivors once the group noticed the
+//! death (read from the instances' `partitions_assigned` log lines), and nothing of them was
+//! delivered before; the survivors kept their own partitions through the rebalance
+//! (cooperative assignment: no revocation) and went on delivering meanwhile; a survivor took
+//! the source over and ingests the next files.
 //!
 //! Runs on the real broker (`scripts/kafka.sh`) and PostgreSQL (`HUB_TEST_POSTGRES`,
 //! `scripts/postgres.sh`); without `HUB_TEST_POSTGRES` it fails, it never skips.
@@ -30,9 +32,14 @@ const SESSION_TIMEOUT_MS: u32 = 6_000;
 const SOURCE: &str = "abs-customers";
 /// Everything the test waits for together stays well under two minutes.
 const STEP: Duration = Duration::from_secs(45);
+/// Requests in flight per instance, and the CRM's answer time: delivery (at most
+/// 3 × 8 / 15 ms = 1,600 records/s) stays behind the source, so every partition still has
+/// work queued when the file is wholly published.
+const CONCURRENCY: u64 = 8;
+const CRM_LATENCY: Duration = Duration::from_millis(15);
 /// A write can repeat only for keys the CRM acknowledged but the killed instance had not yet
-/// recorded: one group of 32 acknowledgements plus the 16 requests in flight.
-const MAX_REPEATS: u64 = 48;
+/// recorded: one group of 32 acknowledgements plus the requests in flight.
+const MAX_REPEATS: u64 = 32 + CONCURRENCY;
 
 fn postgres_url() -> String {
     match std::env::var("HUB_TEST_POSTGRES") {
@@ -136,7 +143,7 @@ kind = "crm_rest"
 [sinks.crm_rest]
 base_url = "{crm}"
 token = "file:{token}"
-concurrency = 16
+concurrency = {CONCURRENCY}
 max_attempts = 6
 initial_backoff_ms = 50
 max_backoff_ms = 2000
@@ -210,6 +217,7 @@ async fn three_instances_share_the_load_and_survive_a_sigkill() {
     let token = "test-token";
     std::fs::write(base.join("crm.token"), token).unwrap();
     let crm = SandboxCrm::new().with_token(token);
+    crm.inject_delay(CRM_LATENCY, u32::MAX);
     let (addr, _crm_task) = crm.clone().serve("127.0.0.1:0").await.unwrap();
     let text = config_text(&prefix, base, &format!("http://{addr}"));
 
@@ -238,17 +246,40 @@ async fn three_instances_share_the_load_and_survive_a_sigkill() {
     .await
     .unwrap();
     let holder = source_holder(&hubs)[0];
+    let group = format!("{prefix}-sink-crm");
+    // The sink's group settled: two partitions each, all six owned.
+    wait_for(
+        "the sink's partitions spread over the three instances",
+        STEP,
+        || {
+            let owned: Vec<BTreeSet<i32>> = hubs
+                .iter()
+                .flatten()
+                .map(|h| owned(&assignment_changes(&log_of(h), &group)))
+                .collect();
+            let all: BTreeSet<i32> = owned.iter().flatten().copied().collect();
+            Ok(all.len() == PARTITIONS as usize
+                && owned
+                    .iter()
+                    .all(|o| o.len() == PARTITIONS as usize / INSTANCES))
+        },
+    )
+    .await
+    .unwrap();
 
     // The load: 20,000 customers.
     let first = generate(1, CUSTOMERS, 1, 11);
     let inbox = base.join("inbox");
     let dropped_at = Instant::now();
     drop_file(&inbox, "customers_1.csv", &first.bytes).unwrap();
-    wait_for("a quarter of the customers delivered", STEP, || {
+    // The file wholly published (archived), so every partition has work queued, and a
+    // quarter delivered.
+    wait_for("the file published and a quarter delivered", STEP, || {
         for h in hubs.iter_mut().flatten() {
             h.assert_running()?;
         }
-        Ok(crm.contacts_len() >= CUSTOMERS / 4)
+        Ok(crm.contacts_len() >= CUSTOMERS / 4
+            && !files_in(&inbox.join("archive"), ".csv").is_empty())
     })
     .await
     .unwrap();
@@ -256,13 +287,16 @@ async fn three_instances_share_the_load_and_survive_a_sigkill() {
     // SIGKILL the instance running the source, mid-load.
     let before_kill = crm.contacts_len();
     let load_secs = dropped_at.elapsed().as_secs_f64();
+    let killed_log = log_of(hubs[holder].as_ref().unwrap());
     hubs[holder].take().unwrap().kill9().unwrap();
     let killed_at: DateTime<Utc> = Utc::now();
     let killed_instant = Instant::now();
+    let killed_partitions = owned(&assignment_changes(&killed_log, &group));
     assert!(
         before_kill < CUSTOMERS,
         "the kill came after the whole load was delivered; nothing was tested"
     );
+    assert_eq!(killed_partitions.len(), PARTITIONS as usize / INSTANCES);
 
     // A survivor takes the source over.
     wait_for("a survivor takes the source over", STEP, || {
@@ -321,56 +355,63 @@ async fn three_instances_share_the_load_and_survive_a_sigkill() {
     );
     assert!(files_in(&inbox.join("processing"), ".csv").is_empty());
 
-    // The killed instance's partitions moved. Per partition of the canonical topic: the
-    // first delivery after the kill. The survivors' partitions go on at once; the killed
-    // instance's wait until the group notices its death, then a survivor delivers them.
-    let partition_of = partitions_of_keys(&prefix, total).await.unwrap();
-    let mut first_after: BTreeMap<i32, DateTime<Utc>> = BTreeMap::new();
-    let mut before: BTreeMap<i32, u64> = BTreeMap::new();
-    for c in crm.snapshot() {
-        // Customers written once: their last write is their only delivery.
-        if expected.get(&c.external_id) != Some(&1) || c.writes != 1 {
-            continue;
-        }
-        let Some(&p) = partition_of.get(&c.external_id) else {
-            continue;
-        };
-        if c.updated_at <= killed_at {
-            *before.entry(p).or_default() += 1;
-        } else {
-            let e = first_after.entry(p).or_insert(c.updated_at);
-            if c.updated_at < *e {
-                *e = c.updated_at;
+    // The killed instance's partitions moved to the survivors once the group noticed the
+    // death; the survivors kept their own (cooperative assignment revokes nothing of theirs).
+    let mut moved_at: BTreeMap<i32, DateTime<Utc>> = BTreeMap::new();
+    for h in hubs.iter().flatten() {
+        for c in assignment_changes(&log_of(h), &group) {
+            if c.at <= killed_at {
+                continue;
+            }
+            assert!(
+                c.assigned,
+                "a survivor lost partitions {:?} after the kill",
+                c.partitions
+            );
+            for p in c.partitions {
+                moved_at.entry(p).or_insert(c.at);
             }
         }
     }
-    let partitions: BTreeSet<i32> = partition_of.values().copied().collect();
-    assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
-    assert!(
-        partitions.iter().all(|p| first_after.contains_key(p)),
-        "records delivered after the kill must include every partition: {first_after:?}"
+    assert_eq!(
+        moved_at.keys().copied().collect::<BTreeSet<i32>>(),
+        killed_partitions,
+        "after the kill the survivors took exactly the killed instance's partitions"
     );
-    let gaps: BTreeMap<i32, f64> = first_after
-        .iter()
-        .map(|(p, t)| (*p, (*t - killed_at).num_milliseconds() as f64 / 1000.0))
-        .collect();
-    let taken_over: Vec<i32> = gaps
-        .iter()
-        .filter(|(_, g)| **g >= 1.0)
-        .map(|(p, _)| *p)
-        .collect();
+    let first_move = *moved_at.values().min().unwrap();
+    let last_move = *moved_at.values().max().unwrap();
+
+    // Per CRM contact, its last write: nothing of the killed instance's partitions was
+    // delivered between the kill (plus what it had in flight) and their move; the survivors
+    // delivered meanwhile.
+    let partition_of = partitions_of_keys(&prefix, total).await.unwrap();
+    eprintln!("{}", timeline(&crm, &partition_of, killed_at));
+    let in_flight_end = killed_at + chrono::Duration::milliseconds(500);
+    let mut survivors_meanwhile = 0u64;
+    for c in crm.snapshot() {
+        let Some(p) = partition_of.get(&c.external_id) else {
+            continue;
+        };
+        if c.updated_at <= in_flight_end || c.updated_at >= first_move {
+            continue;
+        }
+        if let Some(moved) = moved_at.get(p) {
+            assert!(
+                c.updated_at >= *moved,
+                "{} (partition {p}) was written at {} after the kill, before its partition moved at \
+                 {moved}",
+                c.external_id,
+                c.updated_at
+            );
+        } else {
+            survivors_meanwhile += 1;
+        }
+    }
     assert!(
-        !taken_over.is_empty(),
-        "no partition waited for the killed instance's session to expire: {gaps:?}"
+        survivors_meanwhile > 0,
+        "the survivors delivered nothing while the group waited for the dead member's session"
     );
-    assert!(
-        taken_over.len() < PARTITIONS as usize,
-        "every partition stalled: the survivors did not go on with their own: {gaps:?}"
-    );
-    let partition_takeover = taken_over
-        .iter()
-        .filter_map(|p| gaps.get(p))
-        .fold(0.0_f64, |a, b| a.max(*b));
+    let secs = |t: DateTime<Utc>| (t - killed_at).num_milliseconds() as f64 / 1000.0;
 
     // The survivors stop cleanly.
     for h in hubs.iter_mut() {
@@ -381,14 +422,89 @@ async fn three_instances_share_the_load_and_survive_a_sigkill() {
     }
     eprintln!(
         "scale-out: {before_kill} of {CUSTOMERS} delivered by {INSTANCES} instances in \
-         {load_secs:.1} s before the kill ({:.0} records/s); partitions before the kill \
-         {before:?}; killed instance's partitions {taken_over:?} resumed {partition_takeover:.1} s \
-         after the kill; source taken over after {:.1} s; all {total} delivered {:.1} s \
-         after the kill; repeated writes {repeats}; test {:.1} s",
+         {load_secs:.1} s before the kill ({:.0} records/s); killed instance's partitions \
+         {killed_partitions:?} moved {:.1}-{:.1} s after the kill; {survivors_meanwhile} \
+         customers delivered by the survivors meanwhile; source taken over after {:.1} s; all \
+         {total} delivered {:.1} s after the kill; repeated writes {repeats}; test {:.1} s",
         before_kill as f64 / load_secs,
+        secs(first_move),
+        secs(last_move),
         source_takeover.as_secs_f64(),
         all_delivered.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     drop(schema);
+}
+
+/// One change of an instance's share of the sink's consumer group, from its log.
+#[derive(Debug)]
+struct AssignmentChange {
+    at: DateTime<Utc>,
+    assigned: bool,
+    partitions: Vec<i32>,
+}
+
+/// The `partitions_assigned` / `partitions_revoked` lines of `group` in a hub's JSON log.
+fn assignment_changes(log: &str, group: &str) -> Vec<AssignmentChange> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["group"].as_str() == Some(group))
+        .filter_map(|v| {
+            let assigned = match v["event"].as_str()? {
+                "partitions_assigned" => true,
+                "partitions_revoked" => false,
+                _ => return None,
+            };
+            Some(AssignmentChange {
+                at: v["timestamp"].as_str()?.parse().ok()?,
+                assigned,
+                partitions: v["partitions"]
+                    .as_str()?
+                    .split(',')
+                    .filter_map(|p| p.parse().ok())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The partitions an instance owns after `changes`.
+fn owned(changes: &[AssignmentChange]) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for c in changes {
+        for p in &c.partitions {
+            if c.assigned {
+                out.insert(*p);
+            } else {
+                out.remove(p);
+            }
+        }
+    }
+    out
+}
+
+/// Per partition, the CRM's last write of each customer in half-second buckets from the kill:
+/// what a failed run shows about who delivered when.
+fn timeline(
+    crm: &SandboxCrm,
+    partition_of: &HashMap<String, i32>,
+    killed_at: DateTime<Utc>,
+) -> String {
+    let mut rows: BTreeMap<i32, BTreeMap<i64, u32>> = BTreeMap::new();
+    for c in crm.snapshot() {
+        if let Some(&p) = partition_of.get(&c.external_id) {
+            let bucket = (c.updated_at - killed_at)
+                .num_milliseconds()
+                .div_euclid(500);
+            *rows.entry(p).or_default().entry(bucket).or_default() += 1;
+        }
+    }
+    let mut out = String::from("last writes per partition, 0.5 s buckets from the kill:\n");
+    for (p, buckets) in rows {
+        let cells: Vec<String> = (0..=24)
+            .map(|b| buckets.get(&b).map_or("-".into(), |n| n.to_string()))
+            .collect();
+        out.push_str(&format!("  p{p}: {}\n", cells.join(" ")));
+    }
+    out
 }

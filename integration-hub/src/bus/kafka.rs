@@ -16,6 +16,16 @@
 //! - `poll` waits at most `wait` for the first record, then takes what is already fetched, up to
 //!   `max`. Right after `subscribe` the group is still being assigned partitions, which can take
 //!   a few seconds: polls return empty batches until then.
+//! - Partitions are assigned with `cooperative-sticky` (KIP-429): when a member joins or dies,
+//!   only the partitions that change owner stop; every other member goes on with its own
+//!   through the rebalance. Each assignment and revocation is logged (`partitions_assigned`,
+//!   `partitions_revoked`, see `bus::lag`). `extra` may choose another strategy.
+//! - A commit refused because the group is rebalancing or this member's generation is gone
+//!   (`REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, a lost assignment)
+//!   is logged and not an error: the effects of the records are already recorded by the
+//!   caller, the partition's next owner reads them again from the previous commit and finds
+//!   them done. Failing the caller instead would restart it, and its new member would start
+//!   yet another rebalance.
 //! - Dropping a consumer leaves the group at once (it blocks the dropping thread for the short
 //!   leave round trip), so its partitions move to the remaining members without waiting for the
 //!   session timeout; nothing is committed on drop. A killed process's partitions move after
@@ -267,6 +277,7 @@ impl KafkaConfig {
     fn consumer_config(&self, group: &str) -> Result<ClientConfig, BusError> {
         let mut c = ClientConfig::new();
         c.set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set(
                 "heartbeat.interval.ms",
@@ -718,18 +729,43 @@ impl Consumer for KafkaConsumer {
         }
         let consumer = Arc::clone(&self.consumer);
         let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            consumer
-                .commit(&tpl, CommitMode::Sync)
-                .map_err(|e| kafka_err(&format!("cannot commit offsets of {topic}"), e))
-        })
-        .await
-        .map_err(join_err)??;
+        let done =
+            tokio::task::spawn_blocking(move || match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => Ok(true),
+                Err(KafkaError::ConsumerCommit(code)) if membership_changed(code) => {
+                    tracing::warn!(
+                        topic = %topic,
+                        error = %code,
+                        "offsets not committed: the consumer group is rebalancing; the partitions' \
+                         next owner reads these records again and finds them done"
+                    );
+                    Ok(false)
+                }
+                Err(e) => Err(kafka_err(&format!("cannot commit offsets of {topic}"), e)),
+            })
+            .await
+            .map_err(join_err)??;
+        if !done {
+            return Ok(());
+        }
         for (&p, &o) in offsets {
             self.lag.committed(p, o);
         }
         Ok(())
     }
+}
+
+/// Commit errors that say the group moved on (a rebalance, a new generation, this member
+/// evicted), not that the cluster or the request is broken.
+fn membership_changed(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::FencedInstanceId
+            | RDKafkaErrorCode::AssignmentLost
+    )
 }
 
 impl Drop for KafkaConsumer {

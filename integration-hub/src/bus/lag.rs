@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
 use rdkafka::ClientContext;
-use rdkafka::consumer::{Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::statistics::Statistics;
 
 /// librdkafka's "no offset" marker (`RD_KAFKA_OFFSET_INVALID`) and other negative values.
@@ -173,7 +174,62 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    /// Logs every assignment change (an operator sees which instance reads which partition,
+    /// and when a dead member's partitions moved), and forgets what was known of revoked
+    /// partitions: their next owner commits them, so the figures here would go stale.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let state = &self.state;
+        let partitions_of = |tpl: &TopicPartitionList| -> Vec<i32> {
+            let mut ps: Vec<i32> = tpl
+                .elements_for_topic(&state.topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            ps.sort_unstable();
+            ps
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let ps = partitions_of(tpl);
+                tracing::info!(
+                    event = "partitions_assigned",
+                    group = %state.group,
+                    topic = %state.topic,
+                    partitions = %list(&ps),
+                    "partitions assigned to this instance"
+                );
+            }
+            Rebalance::Revoke(tpl) => {
+                let ps = partitions_of(tpl);
+                let mut parts = state.parts();
+                for p in &ps {
+                    parts.remove(p);
+                }
+                drop(parts);
+                tracing::info!(
+                    event = "partitions_revoked",
+                    group = %state.group,
+                    topic = %state.topic,
+                    partitions = %list(&ps),
+                    "partitions taken from this instance"
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %state.group, topic = %state.topic, error = %e, "kafka rebalance failed");
+            }
+        }
+    }
+}
+
+/// `0,1,5`.
+fn list(partitions: &[i32]) -> String {
+    partitions
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 pub type LagConsumer = StreamConsumer<LagContext>;
 
