@@ -37,12 +37,14 @@ async fn faults_and_an_outage_delay_delivery_but_lose_and_duplicate_nothing() {
 
     // Before anything arrives: a run of 5xx and rate limits, one permanent rejection, answers
     // slower than the client's timeout (the CRM applies those writes; the hub cannot know),
-    // then a full outage that outlasts the in-place retries.
+    // then a full outage that outlasts the in-place retries: 120 requests answered 503. A
+    // pass that sees the CRM down stops after 16 keys failed (at least 48 requests each
+    // pass), so the outage is over within three passes or the circuit's first probes.
     crm.inject_status(503, 20);
     crm.inject_rate_limit(1, 5);
     crm.inject_status(422, 1);
     crm.inject_delay(Duration::from_millis(1500), 3);
-    crm.inject_status(503, 400);
+    crm.inject_status(503, 120);
 
     let mut hub = HubProcess::start(&config, &dir.path().join("hub.log")).unwrap();
     let inbox = dir.path().join("inbox");

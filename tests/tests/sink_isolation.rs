@@ -361,6 +361,13 @@ async fn embedded_a_failing_crm_opens_its_circuit_and_stalls_neither_the_other_s
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let opened_after = requests();
+    // A pass stops once `concurrency` (16) keys failed with nothing acknowledged: each of the
+    // 3 failed passes sent at most those and the 16 in flight, 2 attempts each — not the
+    // whole 100-record batch.
+    assert!(
+        opened_after <= 3 * (16 + 16) * 2,
+        "the circuit opened only after {opened_after} requests to a CRM that was down"
+    );
 
     // Meanwhile sink B delivered the whole file, and the source took a second one.
     drop_file(&inbox, "customers_2.csv", &second.bytes).unwrap();

@@ -191,7 +191,9 @@ fn next_step(pass: &Pass, mode: Mode, state: CircuitState, parking: bool) -> Ste
         };
     }
     let closed = state == CircuitState::Closed;
-    if pass.auth_rejected || mode == Mode::Probe || !parking {
+    // Records the pass did not send (a probe's, or a pass stopped because the CRM is
+    // down) must not be committed: the batch goes again.
+    if pass.auth_rejected || mode == Mode::Probe || !parking || !pass.unsent.is_empty() {
         return Step::Again { pause: closed };
     }
     if pass.acked > 0 || (closed && pass.failed_keys() == 1) {
@@ -268,6 +270,13 @@ impl Pass {
             });
         }
     }
+}
+
+/// Whether a pass so far says the CRM as a whole is down: it acknowledged nothing, and
+/// `concurrency` keys (at least two) failed transiently after their in-place retries, or
+/// the credentials were refused. One key failing is that record's trouble.
+fn crm_is_down(pass: &Pass, concurrency: usize) -> bool {
+    pass.acked == 0 && (pass.auth_rejected || pass.failed_keys() >= concurrency.max(2))
 }
 
 /// The keys passes of one sink are delivering. The sink and its retry task may hold
@@ -451,11 +460,15 @@ pub(crate) async fn deliver_batch(
         } => {
             let sem = Arc::new(Semaphore::new(*concurrency));
             let mut jobs = JoinSet::new();
+            // The records whose result has not been taken in, by task: what an aborted pass
+            // did not get to.
+            let mut outstanding: HashMap<tokio::task::Id, &Record> = HashMap::new();
             for (_, _, (env, rec)) in todo {
+                let batch_rec: &Record = rec;
                 let rec = rec.clone();
                 let client = client.clone();
                 let sem = sem.clone();
-                jobs.spawn(async move {
+                let handle = jobs.spawn(async move {
                     // The permit travels with the result and is released only once the result is
                     // taken in below, so at most `concurrency` acknowledged-but-unrecorded
                     // deliveries exist besides the group waiting to be recorded.
@@ -474,9 +487,18 @@ pub(crate) async fn deliver_batch(
                     };
                     (env, rec, result, Utc::now(), permit)
                 });
+                outstanding.insert(handle.id(), batch_rec);
             }
-            while let Some(j) = jobs.join_next().await {
-                let (env, rec, result, at, permit) = j.context("delivery task panicked")?;
+            let mut aborted = false;
+            while let Some(j) = jobs.join_next_with_id().await {
+                let (env, rec, result, at, permit) = match j {
+                    Ok((id, out)) => {
+                        outstanding.remove(&id);
+                        out
+                    }
+                    Err(e) if e.is_cancelled() => continue,
+                    Err(e) => return Err(e).context("delivery task panicked"),
+                };
                 drop(permit);
                 let key = (env.entity.as_str().to_string(), env.key.clone());
                 match result {
@@ -513,9 +535,16 @@ pub(crate) async fn deliver_batch(
                             dead_keys.insert(key);
                             dead.push((rec, e.to_string(), attempts));
                         }
+                        if !aborted && crm_is_down(&pass, *concurrency) {
+                            // The rest of the pass is not sent: an outage costs a few
+                            // requests per pass instead of the whole batch's retries.
+                            jobs.abort_all();
+                            aborted = true;
+                        }
                     }
                 }
             }
+            pass.unsent.extend(outstanding.into_values().cloned());
         }
         Target::Vendor(conn) => {
             let items: Vec<(Envelope, &Record)> = todo.into_iter().map(|(_, _, v)| v).collect();
@@ -1042,6 +1071,29 @@ mod tests {
         assert_eq!(
             next_step(&pass(1, &[]), Mode::Probe, CLOSED, true),
             Step::Commit
+        );
+    }
+
+    #[test]
+    fn a_pass_stops_when_the_crm_is_down_and_what_it_did_not_send_is_never_committed() {
+        // `concurrency` keys failed and nothing acknowledged: the CRM is down.
+        assert!(!crm_is_down(&pass(0, &[1, 2, 3]), 4));
+        assert!(crm_is_down(&pass(0, &[1, 2, 3, 4]), 4));
+        // Anything acknowledged: records' trouble, the pass goes on.
+        assert!(!crm_is_down(&pass(1, &[1, 2, 3, 4]), 4));
+        // One key is never the CRM, even with a concurrency of one.
+        assert!(!crm_is_down(&pass(0, &[1]), 1));
+        assert!(crm_is_down(&pass(0, &[1, 2]), 1));
+        let mut auth = pass(0, &[1]);
+        auth.auth_rejected = true;
+        assert!(crm_is_down(&auth, 16));
+        // A stopped pass whose last results brought acknowledgements still sends the batch
+        // again rather than parking the failures and committing the unsent records.
+        let mut stopped = pass(2, &[1, 2, 3, 4]);
+        stopped.unsent = vec![rec(5), rec(6)];
+        assert_eq!(
+            next_step(&stopped, Mode::All, CLOSED, true),
+            Step::Again { pause: true }
         );
     }
 
