@@ -249,6 +249,27 @@ async fn kafka_sanctioned_customer_is_held_until_compliance_decides() {
     })
     .await
     .unwrap();
+    // The hold and the officer's decision are in the audit log by case, with ids only.
+    let audit = std::fs::read_to_string(dir.path().join("var/audit.log")).unwrap();
+    let entry = |action: &str| {
+        audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["action"] == action && e["target"] == format!("case {id}").as_str())
+            .unwrap_or_else(|| panic!("no {action} entry for case {id} in:\n{audit}"))
+    };
+    let hold = entry("screening_hold");
+    assert_eq!(hold["actor"], "screening");
+    assert_eq!(hold["outcome"], "potential");
+    assert!(
+        hold["detail"].as_str().unwrap().contains(":C-100 v1 held"),
+        "{hold}"
+    );
+    let decision = entry("compliance_decision");
+    assert_eq!(decision["actor"], "compliance-token");
+    assert_eq!(decision["outcome"], "false_positive");
+    assert_eq!(decision["detail"], "officer officer-7");
+    assert!(!audit.contains("Колесников") && !audit.contains("Kolesnikov"));
     let again = reqwest::Client::new()
         .post(format!(
             "http://127.0.0.1:{port}/api/compliance/cases/{id}/decision"

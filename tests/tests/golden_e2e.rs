@@ -294,5 +294,36 @@ async fn kafka_one_person_from_two_systems_is_one_crm_contact_and_unmerge_splits
         "history of emails: {body}"
     );
     assert_eq!(crm.version_regressions(), 0);
+
+    // The steward's merge and unmerge are in the audit log, by golden id, naming the steward.
+    let audit = std::fs::read_to_string(dir.path().join("var/audit.log")).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let merge = entries
+        .iter()
+        .find(|e| e["action"] == "mdm_merge")
+        .unwrap_or_else(|| panic!("no mdm_merge entry in:\n{audit}"));
+    assert_eq!(merge["target"], ivan.as_str());
+    assert_eq!(
+        merge["detail"],
+        format!("absorbed {petrov_card}; steward steward-1").as_str()
+    );
+    let unmerge = entries
+        .iter()
+        .find(|e| e["action"] == "mdm_unmerge")
+        .unwrap_or_else(|| panic!("no mdm_unmerge entry in:\n{audit}"));
+    assert_eq!(unmerge["target"], maria.as_str());
+    assert_eq!(
+        unmerge["outcome"],
+        format!("new golden record {split}").as_str()
+    );
+    assert_eq!(
+        unmerge["detail"],
+        "cards:K-900 split off; steward steward-1"
+    );
+    assert_eq!(merge["actor"], unmerge["actor"]);
+    assert_ne!(merge["actor"], "unauthenticated");
     hub.terminate(Duration::from_secs(30)).unwrap();
 }

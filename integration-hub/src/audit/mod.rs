@@ -265,6 +265,20 @@ pub fn record(actor: &str, action: &str, target: &str, outcome: &str, detail: &s
     }
 }
 
+/// An entry for a decision a caller made through an API (a compliance decision, a merge):
+/// the authenticated principal is the actor, the person the request names (officer,
+/// steward) is in `detail`. The API call itself has its own entry.
+pub fn decision(
+    principal: Option<&crate::auth::Principal>,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) {
+    let actor = principal.map_or("unauthenticated", |p| p.name.as_str());
+    record(actor, action, target, outcome, detail);
+}
+
 /// An entry for something the hub noticed (not a caller's action).
 pub fn system_event(action: &str, subject: &str, detail: &str) {
     record("hub", action, subject, "raised", detail);

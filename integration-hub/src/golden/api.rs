@@ -12,12 +12,12 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api_doc::{Access, Documented, Endpoint, array, described, object, ty};
-use crate::auth::{Auth, Role, protect};
+use crate::auth::{Auth, Principal, Role, protect};
 use crate::http::json_error;
 
 use super::store::{GoldenStore, ReviewDecision, ReviewStatus, StoreError};
@@ -322,6 +322,7 @@ struct Decision {
 async fn decide(
     State(api): State<Api>,
     Path(id): Path<i64>,
+    principal: Option<Extension<Principal>>,
     body: Option<Json<Decision>>,
 ) -> Response {
     let Some(Json(d)) = body else {
@@ -334,6 +335,7 @@ async fn decide(
         return json_error(StatusCode::BAD_REQUEST, "steward must not be empty");
     }
     let store = api.store.clone();
+    let steward = d.steward.clone();
     match blocking(move || store.decide_review(id, d.decision, &d.steward)).await {
         Ok(r) => {
             tracing::info!(
@@ -341,6 +343,13 @@ async fn decide(
                 review = id,
                 status = ?r.status,
                 "review decided"
+            );
+            crate::audit::decision(
+                principal.as_deref(),
+                "mdm_review_decision",
+                &format!("review {id}: {} and {}", r.golden_a, r.golden_b),
+                r.status.as_str(),
+                &format!("steward {steward}"),
             );
             Json(r).into_response()
         }
@@ -356,7 +365,11 @@ struct MergeBody {
     steward: String,
 }
 
-async fn merge(State(api): State<Api>, body: Option<Json<MergeBody>>) -> Response {
+async fn merge(
+    State(api): State<Api>,
+    principal: Option<Extension<Principal>>,
+    body: Option<Json<MergeBody>>,
+) -> Response {
     let Some(Json(m)) = body else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -367,10 +380,17 @@ async fn merge(State(api): State<Api>, body: Option<Json<MergeBody>>) -> Respons
         return json_error(StatusCode::BAD_REQUEST, "steward must not be empty");
     }
     let store = api.store.clone();
-    let (survivor, loser) = (m.survivor.clone(), m.loser.clone());
+    let (survivor, loser, steward) = (m.survivor.clone(), m.loser.clone(), m.steward.clone());
     match blocking(move || store.merge(&m.survivor, &m.loser, &m.steward)).await {
         Ok(()) => {
             tracing::info!(event = "mdm_merged", %survivor, %loser, "golden records merged by a steward");
+            crate::audit::decision(
+                principal.as_deref(),
+                "mdm_merge",
+                &survivor,
+                "merged",
+                &format!("absorbed {loser}; steward {steward}"),
+            );
             Json(json!({ "survivor": survivor, "loser": loser })).into_response()
         }
         Err(r) => r,
@@ -388,6 +408,7 @@ struct UnmergeBody {
 async fn unmerge(
     State(api): State<Api>,
     Path(id): Path<String>,
+    principal: Option<Extension<Principal>>,
     body: Option<Json<UnmergeBody>>,
 ) -> Response {
     let Some(Json(u)) = body else {
@@ -401,8 +422,19 @@ async fn unmerge(
     }
     let store = api.store.clone();
     let golden_id = id.clone();
+    let detail = format!(
+        "{}:{} split off; steward {}",
+        u.system, u.source_id, u.steward
+    );
     match blocking(move || store.unmerge(&id, &u.system, &u.source_id, &u.steward)).await {
         Ok(new_id) => {
+            crate::audit::decision(
+                principal.as_deref(),
+                "mdm_unmerge",
+                &golden_id,
+                &format!("new golden record {new_id}"),
+                &detail,
+            );
             tracing::info!(
                 event = "mdm_unmerged",
                 golden = %golden_id,

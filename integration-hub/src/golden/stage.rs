@@ -272,6 +272,19 @@ fn log_outcome(env: &Envelope, outcome: &IngestOutcome) {
             losers = outcome.merged().len(),
             "golden records merged"
         );
+        crate::audit::record(
+            "matcher",
+            "golden_merge",
+            outcome.golden_id(),
+            "merged",
+            &format!(
+                "absorbed {}; on {}:{} v{}",
+                outcome.merged().join(" "),
+                env.source,
+                env.key,
+                env.version
+            ),
+        );
     }
 }
 
@@ -395,5 +408,76 @@ mod tests {
             .unwrap();
         process(&store, &batch, |_| "abs".to_string()).unwrap();
         assert!(store.outbox(10).unwrap().is_empty());
+    }
+
+    /// A merge the matcher makes by itself (a card record gains the INN of a core-bank
+    /// customer it was kept apart from) is in the audit log, with ids only.
+    #[test]
+    fn an_automatic_merge_is_in_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        // The process's audit log: this is the only test of this binary that installs one.
+        crate::audit::install(
+            crate::audit::AuditLog::open(
+                &dir.path().join("audit.log"),
+                crate::audit::Chain::Sha256,
+            )
+            .unwrap(),
+        );
+        let log = crate::audit::global().unwrap().path().to_path_buf();
+        let store = GoldenStore::open_sqlite(&dir.path().join("golden.db"), MdmSettings::default())
+            .unwrap();
+        let system = |source: &str| source.split('-').next().unwrap().to_string();
+        let t = Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
+        let env = |source: &str, key: &str, version: i64, payload: serde_json::Value| {
+            Envelope::new(
+                source,
+                Entity::Party,
+                Op::Upsert,
+                key,
+                version,
+                t,
+                t,
+                payload,
+            )
+        };
+        let abs = json!({"kind": "person", "source_id": "A-100", "last_name": "Иванов",
+            "first_name": "Сергей", "middle_name": "Петрович", "inn": "500100732259",
+            "birth_date": "1980-02-03", "phones": ["+79161234567"]});
+        let card = json!({"kind": "person", "source_id": "C-9", "last_name": "Ivanov",
+            "first_name": "Sergey", "phones": ["+79037778899"]});
+        let mut card_with_inn = card.clone();
+        card_with_inn["inn"] = json!("500100732259");
+        process(
+            &store,
+            &[
+                record(0, &env("abs-customers", "A-100", 1, abs)),
+                record(1, &env("cards-feed", "C-9", 1, card)),
+            ],
+            system,
+        )
+        .unwrap();
+        let person = store.golden_by_xref("abs", "A-100").unwrap().unwrap();
+        let namesake = store.golden_by_xref("cards", "C-9").unwrap().unwrap();
+        assert_ne!(person, namesake);
+
+        process(
+            &store,
+            &[record(2, &env("cards-feed", "C-9", 2, card_with_inn))],
+            system,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let merge: serde_json::Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|e: &serde_json::Value| e["action"] == "golden_merge")
+            .unwrap_or_else(|| panic!("no golden_merge entry in:\n{text}"));
+        assert_eq!(merge["actor"], "matcher");
+        assert_eq!(merge["target"], person.as_str());
+        assert_eq!(
+            merge["detail"],
+            format!("absorbed {namesake}; on cards-feed:C-9 v2").as_str()
+        );
+        assert!(!text.contains("Иванов") && !text.contains("Ivanov"));
     }
 }

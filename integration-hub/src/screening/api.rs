@@ -10,14 +10,14 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Screening;
 use super::store::{CaseStatus, Mark};
 use crate::api_doc::{Access, Documented, Endpoint, array, described, object, ty};
-use crate::auth::{Auth, Role, protect};
+use crate::auth::{Auth, Principal, Role, protect};
 use crate::http::json_error;
 
 #[derive(Clone)]
@@ -264,6 +264,7 @@ struct Decision {
 async fn decide(
     State(api): State<Api>,
     Path(id): Path<i64>,
+    principal: Option<Extension<Principal>>,
     body: Option<Json<Decision>>,
 ) -> Response {
     let Some(Json(d)) = body else {
@@ -302,6 +303,13 @@ async fn decide(
                 "compliance decision recorded"
             );
             crate::telemetry::compliance_decision(c.status.as_str());
+            crate::audit::decision(
+                principal.as_deref(),
+                "compliance_decision",
+                &format!("case {id}"),
+                c.status.as_str(),
+                &format!("officer {}", d.officer),
+            );
             Json(c).into_response()
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such case"),

@@ -225,6 +225,16 @@ fn screen_party(
         Verdict::Clear { suppressed } => {
             let cleared = s.store.clear_open_case(&env.source, &env.key)?;
             telemetry::screened(&env.source, "clear");
+            if let Some(case) = cleared {
+                // A newer version screened clear closes the open case by itself.
+                crate::audit::record(
+                    "screening",
+                    "screening_clear",
+                    &format!("case {case}"),
+                    "cleared",
+                    &format!("{}:{} v{} screened clear", env.source, env.key, env.version),
+                );
+            }
             out.results
                 .push(s.result_message(env, "clear", cleared, &[], suppressed)?);
             out.forward.push(forward_message(env)?);
@@ -260,6 +270,23 @@ fn screen_party(
                     "screening hit: party held back from the CRM"
                 );
                 trace::step(Step::Held, "screening", [env.trace_id.as_str()]);
+                let entries: Vec<String> = hits
+                    .iter()
+                    .map(|h| format!("{}:{}", h.list, h.entry_id))
+                    .collect();
+                crate::audit::record(
+                    "screening",
+                    "screening_hold",
+                    &format!("case {case}"),
+                    status.as_str(),
+                    &format!(
+                        "{}:{} v{} held back from the CRM; list entries {}",
+                        env.source,
+                        env.key,
+                        env.version,
+                        entries.join(" ")
+                    ),
+                );
                 out.results
                     .push(s.result_message(env, status.as_str(), Some(case), &hits, 0)?);
             }
