@@ -109,6 +109,14 @@ pub struct BusSection {
     pub embedded: EmbeddedSection,
     /// Settings of the Kafka bus; required when `kind = "kafka"`.
     pub kafka: Option<KafkaConfig>,
+    /// How often `hub run` counts the pending dead letters for `hub_dlq_depth` (a listing
+    /// counts them too). Default 60; 0 leaves the gauge to listings.
+    #[serde(default = "default_dlq_depth_refresh_secs")]
+    pub dlq_depth_refresh_secs: u64,
+}
+
+fn default_dlq_depth_refresh_secs() -> u64 {
+    60
 }
 
 impl Default for BusSection {
@@ -118,6 +126,7 @@ impl Default for BusSection {
             topic_prefix: default_topic_prefix(),
             embedded: EmbeddedSection::default(),
             kafka: None,
+            dlq_depth_refresh_secs: default_dlq_depth_refresh_secs(),
         }
     }
 }

@@ -38,8 +38,16 @@ impl AppState {
         if let Some(golden) = &ctx.golden {
             api = api.merge(crate::golden::api::routes(golden.clone()));
         }
-        let dlq = crate::dlq::Dlq::for_config(ctx.bus.clone(), ctx.store.clone(), &ctx.config);
-        api = api.merge(crate::dlq::api::routes(Arc::new(dlq)));
+        let dlq = Arc::new(crate::dlq::Dlq::for_config(
+            ctx.bus.clone(),
+            ctx.store.clone(),
+            &ctx.config,
+        ));
+        dlq.clone()
+            .spawn_depth_refresh(std::time::Duration::from_secs(
+                ctx.config.bus.dlq_depth_refresh_secs,
+            ));
+        api = api.merge(crate::dlq::api::routes(dlq));
         api = api.merge(crate::quality_api::routes(Arc::new(ctx.config.clone())));
         let reconciler = crate::reconcile::runs::Reconciler::new(&ctx.config);
         reconciler.spawn_schedule();

@@ -438,7 +438,7 @@ fn describe_dlq() {
     ONCE.get_or_init(|| {
         metrics::describe_gauge!(
             "hub_dlq_depth",
-            "Pending dead letters (neither replayed nor discarded), as of the last listing."
+            "Pending dead letters (neither replayed nor discarded), as of the last count."
         );
         metrics::describe_counter!(
             "hub_dlq_replays_total",

@@ -122,7 +122,14 @@ async fn dashboard_figures_equal_metrics_in_headless_chromium() {
                 None => problems.push(format!("{sel}: no such figure on the page")),
             }
         }
-        let points = chart_points(&session).await.unwrap();
+        // The chart is redrawn on every refresh too.
+        let points = match chart_points(&session).await {
+            Ok(p) => p,
+            Err(e) if format!("{e:#}").contains("stale element") && Instant::now() < deadline => {
+                continue;
+            }
+            Err(e) => panic!("reading the chart: {e:#}"),
+        };
         if points < 2 {
             problems.push(format!(
                 "the throughput chart has {points} point(s), want 2 or more"

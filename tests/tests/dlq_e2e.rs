@@ -64,10 +64,13 @@ async fn scenario(bus: TestBus, prefix: &str) {
     // The admin API, guarded by a token read from a file.
     std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
     let listen = format!("listen = \"127.0.0.1:{port}\"\n");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &listen,
-        &format!("{listen}admin_token = \"file:admin.token\"\n"),
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            &listen,
+            &format!("{listen}admin_token = \"file:admin.token\"\n"),
+        )
+        .replace("[bus]\n", "[bus]\ndlq_depth_refresh_secs = 1\n");
     std::fs::write(&config, text).unwrap();
 
     let g = demo_data::generate(&Options {
@@ -86,6 +89,9 @@ async fn scenario(bus: TestBus, prefix: &str) {
     })
     .await
     .unwrap();
+
+    // The running hub counts them by itself: nobody has listed them yet.
+    dlq_depth_reaches(port, 3).await;
 
     // 1. `hub dlq list` shows the three, pending, with reason and origin.
     let deadline = Instant::now() + SETTLE;
@@ -164,6 +170,9 @@ async fn scenario(bus: TestBus, prefix: &str) {
     let r = hub_dlq(&config, &["replay", &id(1)]).await;
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("discarded at"), "{}", r.stdout);
+
+    // The hub's count follows the replay and the discard made by the command line.
+    dlq_depth_reaches(port, 1).await;
 
     // 5. The admin API: no token, no answer; with it, the third is listed and replayed.
     let http = reqwest::Client::new();
@@ -258,4 +267,26 @@ fn strings(v: &Value) -> Vec<String> {
         Value::Object(o) => o.values().flat_map(strings).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Waits until the hub's `/metrics` shows `hub_dlq_depth` = `want`.
+async fn dlq_depth_reaches(port: u16, want: u64) {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(res) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await
+            && let Ok(text) = res.text().await
+        {
+            last = text
+                .lines()
+                .find(|l| l.starts_with("hub_dlq_depth "))
+                .unwrap_or_default()
+                .to_string();
+            if last == format!("hub_dlq_depth {want}") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("hub_dlq_depth never reached {want}; last: {last:?}");
 }

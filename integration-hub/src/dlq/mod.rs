@@ -28,6 +28,7 @@ mod read;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -645,6 +646,36 @@ impl Dlq {
             matching,
             counts,
         })
+    }
+
+    /// Counts the pending letters every `every` (the first time at once), so `hub_dlq_depth`
+    /// is current while nobody lists them. A failed count is logged once until one succeeds.
+    pub fn spawn_depth_refresh(self: Arc<Self>, every: Duration) {
+        if every.is_zero() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let count = ListQuery {
+                sink: None,
+                status: StatusFilter::Pending,
+                limit: 0,
+            };
+            let mut failing = false;
+            loop {
+                ticks.tick().await;
+                match self.list(&count).await {
+                    Ok(_) => failing = false,
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(topic = %self.topic, error = %e, "cannot count the dead letters for hub_dlq_depth");
+                        }
+                        failing = true;
+                    }
+                }
+            }
+        });
     }
 
     /// One letter with its headers and payload.

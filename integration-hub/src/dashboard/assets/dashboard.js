@@ -296,7 +296,7 @@
   function deadLettersPanel() {
     return panel('Dead letters', [figures([
       ['dead-lettered', figure('hub_dead_letters_total', {})],
-      ['pending (last listing)', figure('hub_dlq_depth', {})],
+      ['pending', figure('hub_dlq_depth', {})],
       ['for review', figure('hub_sink_records_review_total', {})],
       ['retries exhausted', figure('hub_sink_retry_exhausted_total', {})],
       ['parked for retry', figure('hub_sink_records_parked_total', {})],
