@@ -651,10 +651,14 @@ impl Dlq {
     /// Counts the pending letters every `every` (the first time at once), so `hub_dlq_depth`
     /// is current while nobody lists them. A failed count is logged once until one succeeds.
     pub fn spawn_depth_refresh(self: Arc<Self>, every: Duration) {
+        // A router built outside a runtime (a fuzz target) serves nothing, so counts nothing.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if every.is_zero() {
             return;
         }
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let count = ListQuery {
