@@ -301,19 +301,19 @@ async fn kafka_one_person_from_two_systems_is_one_crm_contact_and_unmerge_splits
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let merge = entries
-        .iter()
-        .find(|e| e["action"] == "mdm_merge")
-        .unwrap_or_else(|| panic!("no mdm_merge entry in:\n{audit}"));
+    let entry = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} entry in:\n{audit}"))
+    };
+    let merge = entry("mdm_merge");
     assert_eq!(merge["target"], ivan.as_str());
     assert_eq!(
         merge["detail"],
         format!("absorbed {petrov_card}; steward steward-1").as_str()
     );
-    let unmerge = entries
-        .iter()
-        .find(|e| e["action"] == "mdm_unmerge")
-        .unwrap_or_else(|| panic!("no mdm_unmerge entry in:\n{audit}"));
+    let unmerge = entry("mdm_unmerge");
     assert_eq!(unmerge["target"], maria.as_str());
     assert_eq!(
         unmerge["outcome"],

@@ -189,36 +189,28 @@ impl ConsumerContext for LagContext {
             ps.sort_unstable();
             ps
         };
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let ps = partitions_of(tpl);
-                tracing::info!(
-                    event = "partitions_assigned",
-                    group = %state.group,
-                    topic = %state.topic,
-                    partitions = %list(&ps),
-                    "partitions assigned to this instance"
-                );
-            }
+        let (event, ps) = match rebalance {
+            Rebalance::Assign(tpl) => ("partitions_assigned", partitions_of(tpl)),
             Rebalance::Revoke(tpl) => {
                 let ps = partitions_of(tpl);
                 let mut parts = state.parts();
                 for p in &ps {
                     parts.remove(p);
                 }
-                drop(parts);
-                tracing::info!(
-                    event = "partitions_revoked",
-                    group = %state.group,
-                    topic = %state.topic,
-                    partitions = %list(&ps),
-                    "partitions taken from this instance"
-                );
+                ("partitions_revoked", ps)
             }
             Rebalance::Error(e) => {
                 tracing::warn!(group = %state.group, topic = %state.topic, error = %e, "kafka rebalance failed");
+                return;
             }
-        }
+        };
+        tracing::info!(
+            event,
+            group = %state.group,
+            topic = %state.topic,
+            partitions = %list(&ps),
+            "this instance's share of the consumer group changed"
+        );
     }
 }
 
