@@ -201,20 +201,9 @@ impl CrmRestClient {
     pub async fn get(&self, external_id: &str) -> Result<Option<CrmContact>, CrmError> {
         let label = format!("read {external_id}");
         check_path_segment(external_id, "external_id", &label)?;
-        let mut request = self.http.get(self.contact_url(external_id));
-        if let Some(authorization) = &self.authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e, &label))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e, &label))?;
+        let (status, retry_after, bytes) = self
+            .exchange(self.http.get(self.contact_url(external_id)), &label)
+            .await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -270,20 +259,9 @@ impl CrmRestClient {
                 reason: format!("limit must be 1 to {MAX_LIST_LIMIT}, got {limit}"),
             });
         }
-        let mut request = self.http.get(self.list_url(after, limit));
-        if let Some(authorization) = &self.authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e, &label))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e, &label))?;
+        let (status, retry_after, bytes) = self
+            .exchange(self.http.get(self.list_url(after, limit)), &label)
+            .await?;
         if !status.is_success() {
             let code = serde_json::from_slice::<ErrorBody>(&bytes)
                 .ok()
@@ -323,25 +301,13 @@ impl CrmRestClient {
             envelope_id: envelope_id.to_owned(),
             reason: format!("cannot encode the body: {:?}", e.classify()),
         })?;
-        let mut request = request
+        let request = request
             .header(CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", envelope_id)
             .body(body);
-        if let Some(authorization) = &self.authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e, envelope_id))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e, envelope_id))?;
+        let (status, retry_after, bytes) = self.exchange(request, envelope_id).await?;
         if status.is_success() {
-            return Ok((status, Vec::from(bytes)));
+            return Ok((status, bytes));
         }
         let code = serde_json::from_slice::<ErrorBody>(&bytes)
             .ok()
@@ -424,6 +390,29 @@ impl CrmRestClient {
             self.cfg.max_backoff(),
             self.cfg.max_attempts,
         )
+    }
+
+    /// Sends `request` with the credentials; the answer's status, `Retry-After` and body.
+    /// `label` names the request in a transport error.
+    async fn exchange(
+        &self,
+        mut request: RequestBuilder,
+        label: &str,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), CrmError> {
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, label))?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, label))?;
+        Ok((status, retry_after, Vec::from(bytes)))
     }
 
     fn transport_error(&self, e: reqwest::Error, envelope_id: &str) -> CrmError {
