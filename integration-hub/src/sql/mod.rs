@@ -175,3 +175,5 @@ pub trait Db: Send {
 
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_schema;

@@ -3,9 +3,9 @@
 //! tests run in parallel; without the variable the PostgreSQL tests fail, never skip.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
+use crate::sql::test_schema::{self, PgSchema};
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -35,41 +35,8 @@ impl Fixture {
     }
 }
 
-/// A PostgreSQL schema dropped (with its tables) at the end of the test.
-struct PgSchema {
-    url: String,
-    name: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = ::postgres::Client::connect(&self.url, ::postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-        }
-    }
-}
-
 fn postgres_url() -> String {
-    match std::env::var("HUB_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "HUB_TEST_POSTGRES is not set: run `scripts/postgres.sh start` and \
-             `export HUB_TEST_POSTGRES=$(scripts/postgres.sh url)` (the state store's \
-             PostgreSQL tests never skip)"
-        ),
-    }
-}
-
-/// A schema name unique across processes and tests.
-fn schema_name() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    format!(
-        "s_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos.rem_euclid(1_000_000_000)
-    )
+    test_schema::postgres_url("the state store")
 }
 
 fn fixture(backend: Backend) -> Fixture {
@@ -83,21 +50,11 @@ fn fixture(backend: Backend) -> Fixture {
             }
         }
         Backend::Postgres => {
-            let url = postgres_url();
-            let name = schema_name();
-            let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls)
-                .expect("connect to HUB_TEST_POSTGRES (is `scripts/postgres.sh start` running?)");
-            admin
-                .batch_execute(&format!("CREATE SCHEMA {name}"))
-                .expect("create test schema");
-            let sep = if url.contains('?') { '&' } else { '?' };
-            // The application name lets a test find this schema's connections on the server.
-            let store_url =
-                format!("{url}{sep}options=-c%20search_path%3D{name}&application_name={name}");
+            let schema = PgSchema::create("the state store", "s");
             Fixture {
-                target: Target::Postgres(store_url),
+                target: Target::Postgres(schema.store_url()),
                 _sqlite_dir: None,
-                _pg_schema: Some(PgSchema { url, name }),
+                _pg_schema: Some(schema),
             }
         }
     }

@@ -208,16 +208,7 @@ impl CrmRestClient {
             return Ok(None);
         }
         if !status.is_success() {
-            let code = serde_json::from_slice::<ErrorBody>(&bytes)
-                .ok()
-                .and_then(|b| b.error)
-                .filter(|c| usable_code(c));
-            return Err(CrmError::Status {
-                status: status.as_u16(),
-                code,
-                retry_after,
-                envelope_id: label,
-            });
+            return Err(status_error(status, retry_after, &bytes, label));
         }
         parse_contact(status, &bytes, external_id, &label).map(Some)
     }
@@ -263,16 +254,7 @@ impl CrmRestClient {
             .exchange(self.http.get(self.list_url(after, limit)), &label)
             .await?;
         if !status.is_success() {
-            let code = serde_json::from_slice::<ErrorBody>(&bytes)
-                .ok()
-                .and_then(|b| b.error)
-                .filter(|c| usable_code(c));
-            return Err(CrmError::Status {
-                status: status.as_u16(),
-                code,
-                retry_after,
-                envelope_id: label,
-            });
+            return Err(status_error(status, retry_after, &bytes, label));
         }
         parse_list(status, &bytes, after, &label)
     }
@@ -309,16 +291,12 @@ impl CrmRestClient {
         if status.is_success() {
             return Ok((status, bytes));
         }
-        let code = serde_json::from_slice::<ErrorBody>(&bytes)
-            .ok()
-            .and_then(|b| b.error)
-            .filter(|c| usable_code(c));
-        Err(CrmError::Status {
-            status: status.as_u16(),
-            code,
+        Err(status_error(
+            status,
             retry_after,
-            envelope_id: envelope_id.to_owned(),
-        })
+            &bytes,
+            envelope_id.to_owned(),
+        ))
     }
 
     /// The one retry loop of the client: repeats `attempt` while it fails transiently, at
@@ -636,6 +614,25 @@ fn check_path_segment(external_id: &str, what: &str, envelope_id: &str) -> Resul
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
+/// A refusal: its status, `Retry-After`, and the body's `error` code when it is one to show.
+fn status_error(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    envelope_id: String,
+) -> CrmError {
+    let code = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .filter(|c| usable_code(c));
+    CrmError::Status {
+        status: status.as_u16(),
+        code,
+        retry_after,
+        envelope_id,
+    }
+}
+
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {

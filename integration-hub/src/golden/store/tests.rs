@@ -3,7 +3,6 @@
 //! the tests run in parallel.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -12,6 +11,7 @@ use mapping::mdm::mastership::{FieldRule, MastershipConfig};
 use mapping::{Address, Party};
 
 use super::*;
+use crate::sql::test_schema::{self, PgSchema};
 
 // ---------------------------------------------------------------- fixtures ----
 
@@ -52,41 +52,8 @@ impl std::ops::Deref for Fixture {
     }
 }
 
-/// A PostgreSQL schema dropped (with its tables) at the end of the test.
-struct PgSchema {
-    url: String,
-    name: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = ::postgres::Client::connect(&self.url, ::postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-        }
-    }
-}
-
 fn postgres_url() -> String {
-    match std::env::var("HUB_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "HUB_TEST_POSTGRES is not set: run `scripts/postgres.sh start` and \
-             `export HUB_TEST_POSTGRES=$(scripts/postgres.sh url)` (the golden store's \
-             PostgreSQL tests never skip)"
-        ),
-    }
-}
-
-/// A schema name unique across processes and tests.
-fn schema_name() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    format!(
-        "t_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos.rem_euclid(1_000_000_000)
-    )
+    test_schema::postgres_url("the golden store")
 }
 
 fn open_with(backend: Backend, settings: MdmSettings) -> Fixture {
@@ -112,22 +79,9 @@ fn open_plain(backend: Backend, settings: MdmSettings) -> Fixture {
             }
         }
         Backend::Postgres | Backend::PostgresEncrypted => {
-            let url = postgres_url();
-            let name = schema_name();
-            let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls)
-                .expect("connect to HUB_TEST_POSTGRES (is `scripts/postgres.sh start` running?)");
-            admin
-                .batch_execute(&format!("CREATE SCHEMA {name}"))
-                .expect("create test schema");
-            let schema = PgSchema {
-                url: url.clone(),
-                name: name.clone(),
-            };
-            let sep = if url.contains('?') { '&' } else { '?' };
-            // The application name lets a test find this store's connection on the server.
-            let store_url =
-                format!("{url}{sep}options=-c%20search_path%3D{name}&application_name={name}");
-            let store = GoldenStore::open_postgres(&store_url, settings).expect("open pg store");
+            let schema = PgSchema::create("the golden store", "t");
+            let store =
+                GoldenStore::open_postgres(&schema.store_url(), settings).expect("open pg store");
             Fixture {
                 store,
                 _sqlite_dir: None,
@@ -935,15 +889,11 @@ fn reopens_an_existing_store(b: Backend) {
             let f = open(b);
             f.ingest(&event("abs", "A-100", 1, 10, abs_ivanov()))
                 .unwrap();
-            let schema = f._pg_schema.as_ref().map(|p| p.name.clone()).unwrap();
-            let url = postgres_url();
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let again = GoldenStore::open_postgres(
-                &format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-                MdmSettings::default(),
-            )
-            .unwrap()
-            .with_cipher(f.store.cipher.clone());
+            let schema = f._pg_schema.as_ref().unwrap();
+            let again =
+                GoldenStore::open_postgres(&schema.search_path_url(), MdmSettings::default())
+                    .unwrap()
+                    .with_cipher(f.store.cipher.clone());
             let out = again
                 .ingest(&event("abs", "A-200", 1, 10, abs_kuznetsova()))
                 .unwrap();
@@ -1145,12 +1095,7 @@ fn reopen(f: &Fixture, cipher: Option<Arc<FieldCipher>>) -> GoldenStore {
             GoldenStore::open_sqlite(&dir.path().join("golden.db"), MdmSettings::default())
         }
         (None, Some(schema)) => {
-            let url = postgres_url();
-            let sep = if url.contains('?') { '&' } else { '?' };
-            GoldenStore::open_postgres(
-                &format!("{url}{sep}options=-c%20search_path%3D{}", schema.name),
-                MdmSettings::default(),
-            )
+            GoldenStore::open_postgres(&schema.search_path_url(), MdmSettings::default())
         }
         (None, None) => panic!("fixture without a database"),
     };
